@@ -50,6 +50,11 @@ class Runner:
         self._pending = bytearray()
         self._selector = selectors.DefaultSelector()
         self._registered: dict[int, int] = {}
+        self._readers: dict[int, Callable[[], None]] = {}
+
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        """Also wait on ``fd`` and call ``callback`` when it is readable (e.g. a wake-up pipe)."""
+        self._readers[fd] = callback
 
     def close(self) -> None:
         """Release the selector (the link belongs to the caller)."""
@@ -80,6 +85,8 @@ class Runner:
         self._update_interest()
         events = self._selector.select(wait) if self._registered else _sleep(wait)
         for key, mask in events:
+            if key.fd in self._readers:
+                self._readers[key.fd]()
             if mask & selectors.EVENT_READ and key.fd == self.link.read_fd:
                 self._read()
             if mask & selectors.EVENT_WRITE and key.fd == self.link.write_fd:
@@ -124,9 +131,9 @@ class Runner:
         del self._pending[:written]
 
     def _update_interest(self) -> None:
-        wanted: dict[int, int] = {}
+        wanted: dict[int, int] = dict.fromkeys(self._readers, selectors.EVENT_READ)
         if not self.eof and len(self._pending) < MAX_PENDING_OUTPUT:
-            wanted[self.link.read_fd] = selectors.EVENT_READ
+            wanted[self.link.read_fd] = wanted.get(self.link.read_fd, 0) | selectors.EVENT_READ
         if self._pending and not self.eof:
             wanted[self.link.write_fd] = wanted.get(self.link.write_fd, 0) | selectors.EVENT_WRITE
         for fd in list(self._registered):

@@ -96,10 +96,12 @@ class PppSession:
 
     def lower_down(self, now: float) -> None:
         """The line itself is gone (carrier lost, fd closed): no more packets either way."""
+        terminating = self.lcp.fsm.state in (State.CLOSING, State.STOPPING)
         self.lcp.fsm.down(now)
         self._after_input(now)
         if self.phase != Phase.DEAD:
-            self._finish(now, "lower layer down")
+            # a Terminate exchange was under way: its reason says why the link ended
+            self._finish(now, self.lcp.fsm.term_reason if terminating else "lower layer down")
 
     @property
     def is_dead(self) -> bool:
