@@ -223,3 +223,25 @@ def test_silent_server_waits_for_the_client_and_passive_survives_max_configure()
     assert not pair.a.is_dead and pair.a.frames_out == 0
     pair.after(lambda now: pair.b.open(now))
     assert pair.run_until(pair.both_ipcp_up, limit=60)
+
+
+def test_configure_ack_and_first_pap_request_in_one_read_both_count() -> None:
+    """Regression: the peer's Ack and its PAP request (sent with ACCM 0) arrive in one read.
+
+    Before LCP opens our receive ACCM deletes raw control characters; it must change between
+    the two frames, not after the whole read, or the PAP request fails its FCS.
+    """
+    server = PppSession(server_config(), random.Random(1))
+    client = PppSession(client_config(), random.Random(2))
+    server.open(0.0)
+    client.open(0.0)
+    server_request, client_request = server.bytes_to_send(), client.bytes_to_send()
+    client.receive_bytes(server_request, 0.0)
+    client_ack = client.bytes_to_send()
+    server.receive_bytes(client_request, 0.0)
+    client.receive_bytes(server.bytes_to_send(), 0.0)  # the client's LCP opens
+    pap_request = client.bytes_to_send()
+    assert any(b < 0x20 for b in pap_request)  # sent with the negotiated ACCM 0
+    server.receive_bytes(client_ack + pap_request, 0.0)
+    assert server.pap_server.succeeded
+    assert server.counters()["hdlc_bad_fcs"] == 0

@@ -83,6 +83,8 @@ class PppLinkDriver:
         self.clock = clock
         self.runner = Runner(self.session, link, clock=clock)
         self.events: list[PppEvent] = []
+        self.on_ip: Callable[[bytes], None] | None = None  # receives IPv4 datagrams; None drops them
+        self.ip_dropped = 0
         self.started_at: float | None = None
         self.ipcp_up_at: float | None = None
 
@@ -92,7 +94,12 @@ class PppLinkDriver:
         self.session.open(self.started_at)
 
     def pump(self) -> None:
-        """Move this session's events into ``events`` and the log."""
+        """Deliver received datagrams to ``on_ip``; move the session's events into ``events`` and the log."""
+        for packet in self.session.take_ip_packets():
+            if self.on_ip is None:
+                self.ip_dropped += 1
+            else:
+                self.on_ip(packet)
         while (event := self.session.next_event()) is not None:
             self.events.append(event)
             if isinstance(event, IpcpUp) and self.ipcp_up_at is None:

@@ -116,6 +116,21 @@ class PppSession:
     # ------------------------------------------------------------------- inputs
     def receive_bytes(self, data: Buffer, now: float) -> None:
         """Bytes from the serial line."""
+        if self._link is None and len(data) > 1:
+            # Until LCP opens, each frame may change the receive ACCM for the next one (the
+            # peer's Configure-Ack and its first PAP request often arrive in one read), so
+            # deframe one flag-delimited piece at a time.
+            raw = bytes(data)
+            start = 0
+            while start < len(raw):
+                end = raw.find(b"\x7e", start + 1)
+                end = len(raw) if end < 0 else end + 1
+                self._receive_chunk(raw[start:end], now)
+                start = end
+            return
+        self._receive_chunk(data, now)
+
+    def _receive_chunk(self, data: Buffer, now: float) -> None:
         for frame in self._deframer.feed(data):
             self.frames_in += 1
             if self._receive_frame(frame, now):

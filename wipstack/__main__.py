@@ -1,0 +1,7 @@
+"""``python -m wipstack`` is the ``wipstack`` command."""
+
+import sys
+
+from wipstack.cli import main
+
+sys.exit(main())
