@@ -64,6 +64,6 @@ class MalformedPacket(RemoteProtocolError):
 class DropCounters(Counter[DropReason]):
     """Counts of dropped inbound units by reason."""
 
-    def count(self, reason: DropReason, n: int = 1) -> None:  # type: ignore[override]
+    def count(self, reason: DropReason, n: int = 1) -> None:
         """Count ``n`` drops for ``reason``."""
         self[reason] += n

@@ -12,13 +12,13 @@ Problems that end the link (the peer will not authenticate, loopback) are report
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, replace
 
 from wipstack.errors import MalformedPacket
 from wipstack.ppp.automaton import Event
 from wipstack.ppp.config import CpConfig, LcpConfig, PapConfig
 from wipstack.ppp.cp import ControlProtocol, Verdict
+from wipstack.rand import RandomSource
 from wipstack.wire.cp import CpCode, CpPacket, RawOption
 from wipstack.wire.lcp import (
     MAGIC_BODY,
@@ -65,7 +65,7 @@ class LinkParameters:
 class Lcp:
     """The LCP option handler and keep-alive; ``fsm`` is its RFC 1661 automaton."""
 
-    def __init__(self, config: LcpConfig, pap: PapConfig, cp_config: CpConfig, rng: random.Random) -> None:
+    def __init__(self, config: LcpConfig, pap: PapConfig, cp_config: CpConfig, rng: RandomSource) -> None:
         self.config = config
         self.pap = pap
         self.rng = rng

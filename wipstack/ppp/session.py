@@ -15,7 +15,6 @@ pushed down into the framing when LCP comes up and taken back when it goes down.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Callable
 
@@ -41,6 +40,7 @@ from wipstack.ppp.ipcp import Ipcp
 from wipstack.ppp.lcp import DEFAULT_ACCM, DEFAULT_MRU, Lcp, LinkParameters
 from wipstack.ppp.pap import PapClient, PapServer
 from wipstack.ppp.trace import format_packet
+from wipstack.rand import RandomSource
 from wipstack.wire.cp import CpCode, CpPacket
 from wipstack.wire.ppp import PppProtocol, decode_frame, encode_frame
 
@@ -56,7 +56,7 @@ LCP_DEFAULT_FRAMING_CODES = frozenset(range(1, 8))
 class PppSession:
     """One end of a PPP link: client or server, as the configuration says."""
 
-    def __init__(self, config: PppConfig, rng: random.Random, tracer: Tracer | None = None) -> None:
+    def __init__(self, config: PppConfig, rng: RandomSource, tracer: Tracer | None = None) -> None:
         self.config = config
         self.tracer = tracer
         self.phase = Phase.DEAD

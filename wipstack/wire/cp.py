@@ -28,7 +28,19 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from construct import Bytes, Check, Construct, ConstructError, Int8ub, Int16ub, Rebuild, Struct, Terminated, len_, this
+from construct import (
+    Bytes,
+    Check,
+    Construct,
+    ConstructError,
+    Int8ub,
+    Int16ub,
+    Rebuild,
+    Struct,
+    Terminated,
+    len_,
+    this,
+)
 
 from wipstack.errors import DropReason, MalformedPacket
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from construct import Construct, GreedyBytes, Int16ub, Int32ub, Struct, Terminated
 
-from wipstack.errors import DropReason, MalformedPacket
+from wipstack.errors import MalformedPacket
 from wipstack.wire.cp import RawOption, decode_value, encode_value
 from wipstack.wire.ppp import protocol_name
 

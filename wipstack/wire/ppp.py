@@ -80,10 +80,7 @@ def is_valid_protocol(protocol: int) -> bool:
 
 def encode_frame(protocol: int, information: Buffer, *, pfc: bool = False, acfc: bool = False) -> bytes:
     """The PPP frame (before HDLC stuffing) for ``information`` of ``protocol``."""
-    if pfc and protocol < 0x100:
-        head = bytes((protocol,))
-    else:
-        head = protocol.to_bytes(2, "big")
+    head = bytes((protocol,)) if pfc and protocol < 256 else protocol.to_bytes(2, "big")
     if not acfc:
         head = b"\xff\x03" + head
     return head + bytes(information)
