@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import socket
 import sys
@@ -164,6 +166,12 @@ def run_ppp(args: argparse.Namespace) -> int:
         stop_requested.append(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    # a signal must wake the selector: Python retries an interrupted select by itself (PEP 475)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    previous_wakeup = signal.set_wakeup_fd(wake_w)
+    driver.runner.add_reader(wake_r, lambda: _drain(wake_r))
     try:
         driver.open()
         up_deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
@@ -178,20 +186,25 @@ def run_ppp(args: argparse.Namespace) -> int:
             return EXIT_TIMEOUT
         if not stop_requested and driver.ipcp_up_at is not None and driver.started_at is not None:
             _log(f"IPCP up {driver.ipcp_up_at - driver.started_at:.3f} s after start")
-        end_at = time.monotonic() + args.up_time if args.up_time > 0 else None
-        driver.run_until(
-            lambda: bool(stop_requested) or (end_at is not None and time.monotonic() >= end_at),
-            None,
-        )
+        driver.run_until(lambda: bool(stop_requested), args.up_time if args.up_time > 0 else None)
         if not driver.session.is_dead:
             if stop_requested:
                 _log(f"Terminating on signal {stop_requested[0]}")
             driver.terminate("User request", timeout=args.restart * (args.max_terminate + 1))
         return EXIT_FAILED if driver.session.failure else EXIT_OK
     finally:
+        signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         driver.close()
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 512):
+            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

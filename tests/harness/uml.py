@@ -363,17 +363,43 @@ class PppdGuest:
 
     def start(self) -> socket.socket:
         """Boot the guest; return our (blocking) end of its serial line ttyS1."""
+        self._check_startable()
+        try:
+            self._prepare_run_dir()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self._spawn(theirs.fileno())
+            except BaseException:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            self._sock = ours
+            return ours
+        except BaseException:
+            self.close()
+            raise
+
+    def start_on_tty(self, path: str) -> None:
+        """Boot the guest with ttyS1 on the host terminal ``path`` (e.g. a pty slave we offer)."""
+        self._check_startable()
+        try:
+            self._prepare_run_dir()
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+            try:
+                self._spawn(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_startable(self) -> None:
         if self._proc is not None or self._closed:
             raise RuntimeError("a PppdGuest can be started only once")
         reason = uml_unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"cannot run a UML guest: {reason}")
-        try:
-            self._prepare_run_dir()
-            return self._spawn()
-        except BaseException:
-            self.close()
-            raise
 
     def _prepare_run_dir(self) -> None:
         # short path: the mconsole unix socket lives at <run dir>/uml/mconsole (108-byte limit)
@@ -418,59 +444,51 @@ class PppdGuest:
         path.write_text(text)
         path.chmod(mode)
 
-    def _spawn(self) -> socket.socket:
+    def _spawn(self, line_fd: int) -> None:
+        """Start UML with ``line_fd`` (inherited) as the guest's serial line ttyS1."""
         run = self.run_dir
         uml = _which("linux.uml")
         ram_dir = _ram_dir()
         assert uml is not None and ram_dir is not None
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            args = [
-                uml,
-                f"mem={self.mem}",
-                "root=/dev/root",
-                "rootfstype=hostfs",
-                "rootflags=/",
-                "ro",
-                f"init={run}/init",
-                *BOOT_SPEEDUPS,
-                # console -> stderr (the log file); ttyS1 -> the socketpair
-                "con=null",
-                "con0=null,fd:2",
-                "ssl=null",
-                f"ssl1=fd:{theirs.fileno()}",
-                f"uml_dir={run}",
-                "umid=uml",
-                # ctrl-alt-del (mconsole cad) -> SIGINT to init instead of a reboot
-                "sysctl.kernel.ctrl-alt-del=0",
-                "sysctl.kernel.modprobe=/run/modprobe",
-                f"sysctl.kernel.hostname={self.name}",
-                # unknown NAME=value parameters end up in init's environment
-                f"WS_DIR={run}",
-                f"WS_UP_TIMEOUT={max(1, int(self.up_timeout))}",
-            ]
-            env = dict(os.environ, TMPDIR=ram_dir, TMP=ram_dir, TEMP=ram_dir)
-            with open(run / "console.log", "ab") as log:
-                self._started_at = time.monotonic()
-                self._proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                    pass_fds=(theirs.fileno(),),
-                    close_fds=True,
-                    start_new_session=True,  # own process group: every UML helper can be killed
-                    preexec_fn=_child_setup,
-                )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
+        args = [
+            uml,
+            f"mem={self.mem}",
+            "root=/dev/root",
+            "rootfstype=hostfs",
+            "rootflags=/",
+            "ro",
+            f"init={run}/init",
+            *BOOT_SPEEDUPS,
+            # console -> stderr (the log file); ttyS1 -> the socketpair
+            "con=null",
+            "con0=null,fd:2",
+            "ssl=null",
+            f"ssl1=fd:{line_fd}",
+            f"uml_dir={run}",
+            "umid=uml",
+            # ctrl-alt-del (mconsole cad) -> SIGINT to init instead of a reboot
+            "sysctl.kernel.ctrl-alt-del=0",
+            "sysctl.kernel.modprobe=/run/modprobe",
+            f"sysctl.kernel.hostname={self.name}",
+            # unknown NAME=value parameters end up in init's environment
+            f"WS_DIR={run}",
+            f"WS_UP_TIMEOUT={max(1, int(self.up_timeout))}",
+        ]
+        env = dict(os.environ, TMPDIR=ram_dir, TMP=ram_dir, TEMP=ram_dir)
+        with open(run / "console.log", "ab") as log:
+            self._started_at = time.monotonic()
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                pass_fds=(line_fd,),
+                close_fds=True,
+                start_new_session=True,  # own process group: every UML helper can be killed
+                preexec_fn=_child_setup,
+            )
         _live_guests.add(self)
-        self._sock = ours
-        return ours
 
     # ----- state files -----
 
