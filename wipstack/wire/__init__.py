@@ -1,0 +1,1 @@
+"""Stateless wire formats: construct declarations, Repr value types, parse() and emit()."""
