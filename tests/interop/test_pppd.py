@@ -23,6 +23,8 @@ from wipstack.drivers.ppp_link import PppLinkDriver
 from wipstack.ppp.automaton import State
 from wipstack.ppp.config import CpConfig, IpcpConfig, LcpConfig, PapConfig, PppConfig
 from wipstack.ppp.events import AuthFailed, IpcpUp, LinkDead, LinkTerminated
+from wipstack.wire.icmp import IcmpRepr, IcmpType
+from wipstack.wire.ipv4 import IpProtocol, Ipv4Repr
 
 pytestmark = pytest.mark.interop
 
@@ -73,6 +75,17 @@ def pppd_and_wipstack(
             with contextlib.suppress(Exception):
                 threaded.stop()
             guest.close(grace=0)
+
+
+def echo_payload(size: int) -> bytes:
+    """ICMP echo data that fills an IP datagram of ``size`` octets with every octet value."""
+    return bytes(i & 0xFF for i in range(size - 28))
+
+
+def echo_request(src: IPv4Address, dst: IPv4Address, seq: int, size: int) -> bytes:
+    """An IPv4 ICMP Echo-Request of exactly ``size`` octets."""
+    icmp = IcmpRepr.echo(0x5157, seq, echo_payload(size)).emit()
+    return Ipv4Repr(src.packed, dst.packed, IpProtocol.ICMP, identification=seq).emit(icmp)
 
 
 def our_events(threaded: ThreadedDriver, kind: type) -> list[object]:
@@ -161,6 +174,20 @@ def test_pppd_option_variants_negotiate_and_apply(variant: list[str], check: obj
         wait_ours_up(ours)
         link = ours.call(lambda: ours.driver.session.link)
         assert link is not None and check(link)  # type: ignore[operator]
+        # the guest's kernel answers pings: every octet value crosses the negotiated framing
+        # both ways, in datagrams as large as the peer's MRU allows
+        replies: list[bytes] = []
+        ours.call(lambda: setattr(ours.driver, "on_ip", replies.append))
+        size = min(link.peer_mru, 1500)
+        for seq in range(3):
+            request = echo_request(SERVER_IP, CLIENT_IP, seq, size)
+            assert ours.call(lambda r=request: ours.driver.session.send_ip(r, time.monotonic()))
+        assert ours.wait_for(lambda d: len(replies) >= 3, 10), replies
+        for seq, reply in enumerate(replies[:3]):
+            ip, payload = Ipv4Repr.parse(reply)
+            icmp = IcmpRepr.parse(payload)
+            assert ip.src == CLIENT_IP.packed and icmp.type == IcmpType.ECHO_REPLY
+            assert icmp.echo_seq == seq and icmp.payload == echo_payload(size)
 
 
 def test_keepalive_both_ways() -> None:
