@@ -56,6 +56,11 @@ class Runner:
         """Also wait on ``fd`` and call ``callback`` when it is readable (e.g. a wake-up pipe)."""
         self._readers[fd] = callback
 
+    def backlog(self) -> int:
+        """Bytes produced by the endpoint and not yet written to the link."""
+        self._collect_output()
+        return len(self._pending)
+
     def close(self) -> None:
         """Release the selector (the link belongs to the caller)."""
         self._selector.close()
