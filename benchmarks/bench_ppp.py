@@ -134,14 +134,14 @@ def pppd_figures(runs: int = 5) -> str:
                 return "not measured: IPCP did not come up against pppd"
             ups.append((time.monotonic() - first_byte) * 1000)
             replies: list[float] = []
-            driver.on_ip = lambda packet: replies.append(time.monotonic())
+            driver.on_ip = lambda packet, replies=replies: replies.append(time.monotonic())
             for seq in range(20 if run == 0 else 0):
                 icmp = IcmpRepr.echo(1, seq, bytes(56)).emit()
                 sent_at = time.monotonic()
                 driver.session.send_ip(Ipv4Repr(IPv4Address("192.0.2.1").packed, IPv4Address("192.0.2.2").packed,
                                                 IpProtocol.ICMP).emit(icmp), sent_at)
                 count = len(replies)
-                driver.run_until(lambda count=count: len(replies) > count, 2)
+                driver.run_until(lambda count=count, replies=replies: len(replies) > count, 2)
                 if len(replies) > count:
                     rtts.append((replies[-1] - sent_at) * 1000)
             driver.terminate(timeout=5)
