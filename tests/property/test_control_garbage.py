@@ -463,13 +463,6 @@ def test_byte_at_a_time_gives_same_counters_as_whole_buffers() -> None:
     assert replay(CLIENT_CLOSES, byte_at_a_time)[4] == replay(CLIENT_CLOSES, whole)[4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (minor): session.py receive_bytes deframes a whole read with the rx ACCM in force at its "
-    "start once LCP is up; a frame after an LCP-down frame in the same read (here the server's IPCP "
-    "Terminate-Request, sent after its LCP one) is deframed with the stale ACCM and counted "
-    "drop_not_allowed_in_phase, but fed byte by byte it is counted hdlc_bad_fcs",
-)
 def test_byte_at_a_time_gives_same_counters_when_the_peer_terminates() -> None:
     assert replay(SERVER_CLOSES, byte_at_a_time)[4] == replay(SERVER_CLOSES, whole)[4]
 

@@ -75,7 +75,10 @@ class OptionHandler(Protocol):
         """This-Layer-Finished."""
 
     def extra_event(self, packet: CpPacket) -> Event | None:
-        """Classify a code the engine does not know (LCP: Echo, Discard, Protocol-Reject)."""
+        """Classify a code the engine does not know (LCP: Echo, Discard, Protocol-Reject).
+
+        None means "unknown code" (Code-Reject); MalformedPacket means "discard and count".
+        """
 
     def extra_received(self, packet: CpPacket, now: float) -> list[CpPacket]:
         """Handle such a packet in the Opened state (ser and friends); returns replies."""
@@ -92,6 +95,7 @@ class ControlProtocol:
         self.state = State.INITIAL
         self.drops = DropCounters()
         self.illegal_events = 0  # events the RFC table marks "-" for the current state
+        self.peer_mru = 1500  # set by the session from LCP; bounds what we send back (Code-Reject)
         self.term_reason = ""  # the reason we send in (or received in) a Terminate-Request
         self._restart_count = 0
         self._deadline: float | None = None
@@ -197,7 +201,11 @@ class ControlProtocol:
         if code == CpCode.CODE_REJECT:
             rejected = packet.data[0] if packet.data else 0
             return Event.RXJ_MINUS if rejected in CATASTROPHIC_CODES else Event.RXJ_PLUS
-        event = self.handler.extra_event(packet)
+        try:
+            event = self.handler.extra_event(packet)
+        except MalformedPacket as exc:
+            self.drops.count(exc.reason)  # a code the handler knows, but a packet it must discard
+            return None
         return Event.RUC if event is None else event
 
     def _classify_request(self, packet: CpPacket) -> Event | None:
@@ -307,7 +315,8 @@ class ControlProtocol:
             self._output.append(CpPacket(CpCode.TERMINATE_ACK, identifier))
         elif action == Action.SCJ:
             assert self._peer_packet is not None
-            rejected = self._peer_packet.emit()[:1496]  # RFC 1661 §5.6: truncate to the peer's MRU
+            # RFC 1661 §5.6: the rejected packet is truncated to fit the peer's MRU
+            rejected = self._peer_packet.emit()[: max(0, self.peer_mru - 4)]
             self._output.append(CpPacket(CpCode.CODE_REJECT, self._new_id(), rejected))
         elif action == Action.SER:
             assert self._peer_packet is not None

@@ -17,7 +17,7 @@ from wipstack.ppp.automaton import Event
 from wipstack.ppp.config import UNSPECIFIED, CpConfig, IpcpConfig
 from wipstack.ppp.cp import ControlProtocol, Verdict
 from wipstack.wire.cp import CpCode, CpPacket, RawOption
-from wipstack.wire.ipcp import IpcpOptionType, decode_ipcp_option, ipcp_option
+from wipstack.wire.ipcp import IPCP_OPTION_VALUES, IpcpOptionType, decode_ipcp_option, ipcp_option
 from wipstack.wire.ppp import PppProtocol
 
 _DNS_SLOTS = {IpcpOptionType.PRIMARY_DNS: 0, IpcpOptionType.SECONDARY_DNS: 1}
@@ -84,6 +84,8 @@ class Ipcp:
         """Take the address and DNS servers the peer suggests (RFC 1332 §3.3, RFC 1877 §1)."""
         req = self.request
         for option in options:
+            if option.type not in IPCP_OPTION_VALUES:
+                continue  # RFC 1661 §5.3: a hint about an option we do not know is ignored
             try:
                 value = decode_ipcp_option(option)
             except MalformedPacket:
@@ -163,6 +165,10 @@ class Ipcp:
                 rejects.append(option)  # RFC 1661 §4.6 Max-Failure: Naks have become Rejects
             elif suggestion is not None:
                 naks.append(suggestion)
+        assigned = self.config.peer_address
+        if IpcpOptionType.IP_ADDRESS not in seen and assigned != UNSPECIFIED and not reject_if_disagree:
+            # RFC 1332 §3.3: the peer did not ask for an address; append the one we assign
+            naks.append(ipcp_option(IpcpOptionType.IP_ADDRESS, assigned))
         if rejects:
             return Verdict(CpCode.CONFIGURE_REJECT, tuple(rejects))
         if naks:
@@ -175,6 +181,10 @@ class Ipcp:
         local = self.got.address if self.got.address is not None else self.config.local_address
         peer = self.his.address if self.his.address is not None else self.config.peer_address
         dns = tuple(d for d in (self.got.dns1, self.got.dns2) if d is not None and d != UNSPECIFIED)
+        if local == UNSPECIFIED:
+            # the peer acked 0.0.0.0: we still have no address (pppd: "Could not determine
+            # local IP address")
+            self.fatal = "Could not determine local IP address"
         self.result = IpcpResult(local, peer, dns)
 
     def layer_down(self, now: float) -> None:

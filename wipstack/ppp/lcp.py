@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from wipstack.errors import MalformedPacket
-from wipstack.ppp.automaton import Event
+from wipstack.errors import DropReason, MalformedPacket
+from wipstack.ppp.automaton import Event, State
 from wipstack.ppp.config import CpConfig, LcpConfig, PapConfig
 from wipstack.ppp.cp import ControlProtocol, Verdict
 from wipstack.rand import RandomSource
 from wipstack.wire.cp import CpCode, CpPacket, RawOption
 from wipstack.wire.lcp import (
+    LCP_OPTION_VALUES,
     MAGIC_BODY,
     PROTOCOL_REJECT_BODY,
     LcpOptionType,
@@ -126,6 +127,8 @@ class Lcp:
         """RFC 1661 §5.3: adopt the values the peer suggests where we can live with them."""
         req = self.request
         for option in options:
+            if option.type not in LCP_OPTION_VALUES:
+                continue  # RFC 1661 §5.3: a hint about an option we do not know is ignored
             try:
                 value = decode_lcp_option(option)
             except MalformedPacket:
@@ -251,6 +254,7 @@ class Lcp:
             authenticate_peer=got.auth_protocol,
             authenticate_self=his.auth_protocol,
         )
+        self.fsm.peer_mru = self.link.peer_mru  # RFC 1661 §5.6-5.7: rejects fit the peer's MRU
         self.loopback_collisions = 0
         self._echo_outstanding = 0
         self.dead_reason = None
@@ -260,6 +264,7 @@ class Lcp:
     def layer_down(self, now: float) -> None:
         """Stop the keep-alive; the framing falls back to the defaults."""
         self.link = None
+        self.fsm.peer_mru = DEFAULT_MRU
         self._echo_deadline = None
 
     def layer_finished(self, now: float) -> None:
@@ -271,7 +276,10 @@ class Lcp:
             return Event.RXR
         if packet.code == CpCode.PROTOCOL_REJECT:
             if len(packet.data) < 2:
-                return None
+                raise MalformedPacket(DropReason.TRUNCATED, "Protocol-Reject without a protocol")
+            if self.fsm.state != State.OPENED:
+                # RFC 1661 §5.7: a Protocol-Reject outside Opened SHOULD be silently discarded
+                raise MalformedPacket(DropReason.NOT_ALLOWED_IN_STATE, "Protocol-Reject before Opened")
             protocol = PROTOCOL_REJECT_BODY.parse(packet.data).protocol
             if protocol == PppProtocol.LCP:
                 return Event.RXJ_MINUS  # RFC 1661 §5.7: the peer cannot run LCP at all
@@ -282,6 +290,7 @@ class Lcp:
     def extra_received(self, packet: CpPacket, now: float) -> list[CpPacket]:
         """Answer Echo-Requests, count Echo-Replies (RFC 1661 §5.8) and Discard-Requests."""
         if len(packet.data) < 4:
+            self.fsm.drops.count(DropReason.TRUNCATED)  # RFC 1661 §5.8: the Magic-Number is mandatory
             return []
         magic = MAGIC_BODY.parse(packet.data).magic
         ours = self.link.local_magic if self.link else 0
@@ -293,6 +302,7 @@ class Lcp:
         if packet.code == CpCode.ECHO_REPLY:
             if ours and magic == ours:
                 self._magic_collision()
+                self.fsm.drops.count(DropReason.BAD_VALUE)  # our own reply came back
                 return []
             self.echo_replies += 1
             self._echo_outstanding = 0
@@ -311,7 +321,7 @@ class Lcp:
         self.fsm.on_timer(now)
         if self._echo_deadline is None or now < self._echo_deadline:
             return
-        if self._echo_outstanding >= self.config.echo_failure:
+        if 0 < self.config.echo_failure <= self._echo_outstanding:  # 0: never declare dead (pppd)
             self._echo_deadline = None
             self.dead_reason = f"No response to {self._echo_outstanding} echo-requests"
             return

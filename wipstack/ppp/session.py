@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 
 from wipstack.accel import HdlcDeframer, hdlc_encode
-from wipstack.errors import DropCounters, DropReason, MalformedPacket
+from wipstack.errors import DropCounters, DropReason, LocalProtocolError, MalformedPacket
 from wipstack.ppp.automaton import State
 from wipstack.ppp.config import PppConfig
 from wipstack.ppp.cp import ControlProtocol, LayerEvent
@@ -81,22 +81,41 @@ class PppSession:
 
     # ------------------------------------------------------------------ control
     def open(self, now: float) -> None:
-        """The line is connected and we want the link: start LCP (Open, then Up)."""
+        """The line is connected and we want the link: start LCP (Open, then Up).
+
+        Only a Dead link can be opened; on a live one this raises LocalProtocolError.  A link
+        that ended (timed out, terminated) may be opened again on the same line.
+        """
+        if self.phase != Phase.DEAD:
+            raise LocalProtocolError(f"open() while the link is in the {self.phase.value} phase")
+        self.failure = None
+        self._deframer.reset()
+        fsm = self.lcp.fsm
+        if fsm.state == State.STOPPED:
+            fsm.down(now)  # RFC 1661 §4.1: Stopped needs Down then Up to start over (no "r" option)
         self._set_phase(Phase.ESTABLISH)
-        self.lcp.fsm.open(now)
-        self.lcp.fsm.up(now)
+        fsm.open(now)
+        if fsm.state in (State.INITIAL, State.STARTING):
+            fsm.up(now)
         self._after_input(now)
 
     def close(self, now: float, reason: str = "User request") -> None:
-        """Terminate the link gracefully (LCP Terminate-Request)."""
+        """Terminate the link gracefully: IPCP's Terminate-Request first, then LCP's."""
+        if self.phase == Phase.DEAD:
+            return
         if self.ipcp.fsm.state == State.OPENED:
             self.ipcp.fsm.close(now, reason)
+            self._flush()  # RFC 1661 §3.4: the peer drops IPCP once its LCP has left Opened
         self.lcp.fsm.close(now, reason)
         self._after_input(now)
+        if self.lcp.fsm.state in (State.INITIAL, State.CLOSED) and not self.is_dead:
+            # LCP was not negotiating (e.g. Stopped, waiting for the peer): nothing to tell it
+            self._finish(now, reason)
 
     def lower_down(self, now: float) -> None:
         """The line itself is gone (carrier lost, fd closed): no more packets either way."""
         terminating = self.lcp.fsm.state in (State.CLOSING, State.STOPPING)
+        self._deframer.reset()  # half a frame cut by the loss must not prefix the next link's
         self.lcp.fsm.down(now)
         self._after_input(now)
         if self.phase != Phase.DEAD:
@@ -194,7 +213,8 @@ class PppSession:
             ip_packets_out=self.ip_packets_out,
             protocol_rejects_sent=self.protocol_rejects_sent,
         )
-        for source in (self.drops, self.lcp.fsm.drops, self.ipcp.fsm.drops):
+        for source in (self.drops, self.lcp.fsm.drops, self.ipcp.fsm.drops, self.pap_client.drops,
+                       self.pap_server.drops):
             for reason, n in source.items():
                 key = f"drop_{reason.name.lower()}"
                 counts[key] = counts.get(key, 0) + n
@@ -295,6 +315,7 @@ class PppSession:
         self._link = link
         self._deframer.rx_accm = link.rx_accm
         self._deframer.max_frame = max(link.mru, DEFAULT_MRU) + FRAMING_OVERHEAD
+        self.ipcp.fsm.peer_mru = link.peer_mru
         self._events.append(LinkUp(link))
         self._auth_peer_pending = link.authenticate_peer == PppProtocol.PAP
         self._auth_self_pending = link.authenticate_self == PppProtocol.PAP
@@ -311,12 +332,16 @@ class PppSession:
         self._link = None
         self._deframer.rx_accm = DEFAULT_ACCM
         self._deframer.max_frame = DEFAULT_MRU + FRAMING_OVERHEAD
+        self.ipcp.fsm.peer_mru = DEFAULT_MRU
         self.pap_client.stop()
         self.pap_server.stop()
         self.ipcp.fsm.down(now)
         self._events.append(LinkDown())
         if self.phase != Phase.DEAD:
-            self._set_phase(Phase.TERMINATE)
+            # a peer's new Configure-Request renegotiates (RFC 1661 §3.7 note): straight back
+            # to Establish; anything else is the way out
+            renegotiating = self.lcp.fsm.state in NEGOTIATING
+            self._set_phase(Phase.ESTABLISH if renegotiating else Phase.TERMINATE)
 
     def _finish(self, now: float, reason: str) -> None:
         self._set_phase(Phase.DEAD)
@@ -359,21 +384,22 @@ class PppSession:
     def _process_ipcp(self, now: float) -> bool:
         ipcp = self.ipcp
         changed = False
-        if ipcp.fatal is not None:
-            reason, ipcp.fatal = ipcp.fatal, None
-            self.failure = reason
-            ipcp.fsm.close(now, reason)
-            changed = True
         for event in ipcp.fsm.drain_layer_events():
             changed = True
-            if event == LayerEvent.UP:
+            if event == LayerEvent.UP and ipcp.fatal is None:
                 assert ipcp.result is not None
                 self._events.append(IpcpUp(ipcp.result))
-            elif event == LayerEvent.DOWN:
+            elif event == LayerEvent.DOWN and ipcp.fatal is None:
                 self._events.append(IpcpDown())
             elif event == LayerEvent.FINISHED and self.lcp.fsm.state == State.OPENED:
                 # pppd: with no network protocol left the link has no purpose
                 self.lcp.fsm.close(now, "No network protocols running")
+        if ipcp.fatal is not None:
+            reason, ipcp.fatal = ipcp.fatal, None
+            self.failure = reason
+            ipcp.fsm.close(now, reason)
+            ipcp.fsm.drain_layer_events()  # an IPCP that never really came up goes down unseen
+            changed = True
         return changed
 
     def _set_phase(self, phase: Phase) -> None:
@@ -408,6 +434,8 @@ class PppSession:
             frame = encode_frame(protocol, information)
             self._tx += hdlc_encode(frame, DEFAULT_ACCM)
         else:
-            frame = encode_frame(protocol, information, pfc=link.tx_pfc, acfc=link.tx_acfc)
+            # RFC 1661 §6.6: Address and Control are never compressed in any LCP packet
+            acfc = link.tx_acfc and protocol != PppProtocol.LCP
+            frame = encode_frame(protocol, information, pfc=link.tx_pfc, acfc=acfc)
             self._tx += hdlc_encode(frame, link.tx_accm)
         self.frames_out += 1

@@ -80,7 +80,9 @@ def is_valid_protocol(protocol: int) -> bool:
 
 def encode_frame(protocol: int, information: Buffer, *, pfc: bool = False, acfc: bool = False) -> bytes:
     """The PPP frame (before HDLC stuffing) for ``information`` of ``protocol``."""
-    head = bytes((protocol,)) if pfc and protocol < 256 else protocol.to_bytes(2, "big")
+    # RFC 1661 §6.5: only protocols below 0x100 compress; 0x00FF would read as the address
+    compress = pfc and protocol < 0x100 and protocol != ALL_STATIONS
+    head = bytes((protocol,)) if compress else protocol.to_bytes(2, "big")
     if not acfc:
         head = b"\xff\x03" + head
     return head + bytes(information)

@@ -168,11 +168,6 @@ class TestServer:
         codes = [judge(ipcp, addr(OTHER_IP), now=float(n)).code for n in range(3)]
         assert codes == [CpCode.CONFIGURE_NAK, CpCode.CONFIGURE_NAK, CpCode.CONFIGURE_REJECT]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: ipcp.py judge_request Acks a request without IP-Address although we have an address "
-        "to assign; RFC 1332 §3.3 says the option SHOULD be appended to a Configure-Nak",
-    )
     def test_server_naks_a_request_without_address_with_the_assigned_one(self) -> None:
         ipcp = server()
         start(ipcp)
@@ -296,22 +291,12 @@ class TestClient:
         judge(ipcp)  # the peer asks for nothing
         assert ipcp.result == IpcpResult(CLIENT_IP, UNSPECIFIED, ())
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: ipcp.py apply_nak returns False when the Nak carries an option type it cannot decode "
-        "(RFC 1661 §5.3 hints), so the address the Nak assigns is never taken",
-    )
     def test_client_nak_with_unknown_hint_still_assigns_the_address(self) -> None:
         ipcp = client(request_dns=False)
         ours = start(ipcp)
         [nxt] = respond(ipcp, ours, CpCode.CONFIGURE_NAK, addr(CLIENT_IP), RawOption(0x63, b"\x01\x02"))
         assert values(nxt)[IpcpOptionType.IP_ADDRESS] == CLIENT_IP
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: ipcp.py layer_up reports local address 0.0.0.0 when the peer Acks our request for "
-        "0.0.0.0 instead of Nak'ing an address (pppd closes IPCP: 'Could not determine local IP address')",
-    )
     def test_client_peer_acking_zero_address_is_not_an_address(self) -> None:
         ipcp = client(request_dns=False)
         ours = start(ipcp)

@@ -371,11 +371,6 @@ class TestNakRejectOfOurRequest:
         ours = nak_ours(lcp, ours, lcp_option(LcpOptionType.MRU, 64), now=2.0)
         assert LcpOptionType.MRU not in option_map(ours)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: lcp.py apply_nak returns False for a Nak carrying an option type it cannot decode "
-        "(RFC 1661 §5.3 lets the peer append options we did not request), so the whole Nak is dropped",
-    )
     def test_nak_with_unknown_hint_still_applies_known_suggestions(self) -> None:
         lcp = make()
         ours = start(lcp)
@@ -562,34 +557,18 @@ class TestRejects:
         lcp.fsm.receive(packet(CpCode.CODE_REJECT, 4, packet(CpCode.ECHO_REQUEST, 1, bytes(4))), 1.0)
         assert lcp.fsm.state == State.OPENED
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: lcp.py extra_event returns None for a Protocol-Reject shorter than 2 octets, so the "
-        "engine Code-Rejects a code LCP knows (RFC 1661 §5.6 Code-Reject is for unknown codes)",
-    )
     def test_opened_truncated_protocol_reject_dropped_not_code_rejected(self) -> None:
         lcp = make()
         open_link(lcp)
         lcp.fsm.receive(packet(CpCode.PROTOCOL_REJECT, 4, b"\x80"), 1.0)
         assert lcp.fsm.drain_packets() == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: lcp.py extra_event classifies a Protocol-Reject in any state; RFC 1661 §5.7 says one "
-        "received outside Opened SHOULD be silently discarded, but a Protocol-Reject of LCP in Req-Sent "
-        "is RXJ- and stops LCP",
-    )
     def test_req_sent_protocol_reject_silently_discarded(self) -> None:
         lcp = make()
         start(lcp)
         lcp.fsm.receive(packet(CpCode.PROTOCOL_REJECT, 4, PppProtocol.LCP.to_bytes(2, "big")), 1.0)
         assert lcp.fsm.state == State.REQ_SENT
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: cp.py _do(SCJ) truncates the rejected packet to a fixed 1496 octets, not to the "
-        "peer's negotiated MRU (RFC 1661 §5.6: MUST be truncated to comply with the peer's MRU)",
-    )
     def test_opened_code_reject_fits_the_peer_mru(self) -> None:
         lcp = make()
         open_link(lcp, lcp_option(LcpOptionType.MRU, 296), PEER_MAGIC_OPTION)
@@ -600,12 +579,6 @@ class TestRejects:
 
 
 class TestKeepaliveConfiguration:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: lcp.py on_timer checks `_echo_outstanding >= echo_failure` before sending, so "
-        "echo_failure=0 declares the link dead at the first interval without sending any Echo-Request "
-        "(pppd treats lcp-echo-failure 0 as 'never declare dead')",
-    )
     def test_echo_failure_zero_never_declares_the_link_dead_without_an_echo(self) -> None:
         lcp = make(LcpConfig(echo_interval=10.0, echo_failure=0))
         open_link(lcp, now=0.0)

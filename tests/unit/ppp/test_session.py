@@ -455,11 +455,6 @@ class TestPapDemux:
         assert (ack.protocol, ack.code, ack.packet.identifier) == (PppProtocol.PAP, PapCode.AUTHENTICATE_ACK, 6)
         assert PapResponse.parse(ack.packet.data).message == b"Login ok"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug (minor): session.py counters() sums the drops of the session, LCP and IPCP but not "
-        "pap_client.drops / pap_server.drops, so dropped PAP packets are invisible in the counters",
-    )
     def test_unexpected_pap_packets_show_in_counters(self) -> None:
         session = make()
         network(session)  # we authenticate nobody: a request has no machine to go to
@@ -523,12 +518,6 @@ class TestFraming:
         assert echo.code == CpCode.ECHO_REQUEST
         assert CpCode.ECHO_REQUEST in echo.raw_controls
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: session.py _send_frame applies the negotiated ACFC to LCP codes 8-11 (Echo, "
-        "Protocol-Reject, Discard); RFC 1661 §6.6: Address and Control MUST NOT be compressed when "
-        "sending any LCP packet",
-    )
     @pytest.mark.parametrize("trigger", ["echo-reply", "protocol-reject"])
     def test_opened_every_lcp_packet_keeps_address_and_control(self, trigger: str) -> None:
         session = make()
@@ -675,12 +664,6 @@ class TestClose:
         assert of_type(happened, IpcpDown) and of_type(happened, LinkDown)
         assert PhaseChanged(Phase.TERMINATE) in happened
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: session.py _flush drains LCP before IPCP, so close() sends the IPCP "
-        "Terminate-Request after the LCP one; the peer's LCP has left Opened by then and must "
-        "discard it (RFC 1661 §3.4), so IPCP is never terminated gracefully",
-    )
     def test_ipcp_opened_close_terminates_ipcp_before_lcp(self) -> None:
         session = make()
         ipcp_opened(session)
@@ -713,12 +696,6 @@ class TestClose:
         assert session.bytes_to_send() == b""
         assert session.next_deadline() is None
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: session.py close() with LCP in Stopped (silent, or passive after TO-) moves LCP to "
-        "Closed with no tlf, so the session stays in Establish for ever with no deadline and no "
-        "LinkTerminated",
-    )
     @pytest.mark.parametrize("cp_config", [CpConfig(silent=True), CpConfig(passive=True, max_configure=1)],
                              ids=["silent", "passive"])
     def test_stopped_close_ends_dead_with_link_terminated(self, cp_config: CpConfig) -> None:
@@ -732,11 +709,6 @@ class TestClose:
         assert session.phase == Phase.DEAD
         assert of_type(events(session), LinkTerminated)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: session.py never clears self.failure, so after a failed link a later normal close "
-        "still reports the old failure in LinkTerminated",
-    )
     def test_reopened_session_does_not_report_the_previous_failure(self) -> None:
         session = make(pap=PapConfig(require=True, secrets=(("bob", "pw"),)), cp_config=CpConfig(max_terminate=1))
         open_lcp(session)
@@ -767,13 +739,6 @@ class TestReopen:
         assert session.phase == Phase.ESTABLISH
         assert session.next_deadline() == 53.0
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: session.py open() runs Open then Up on LCP; after TO- or a peer Terminate-Request "
-        "LCP is Stopped, where Open keeps Stopped and Up is illegal, so nothing is sent and the "
-        "session sits in Establish with no deadline (RFC 1661 §4.1: Stopped needs Down/Up or the "
-        "'r' restart option)",
-    )
     @pytest.mark.parametrize("how", ["timeout", "peer-terminate"])
     def test_dead_after_lcp_stopped_open_negotiates_again(self, how: str) -> None:
         session = make(cp_config=CpConfig(max_configure=2))
@@ -789,12 +754,6 @@ class TestReopen:
         assert [s.code for s in sent(session)] == [CpCode.CONFIGURE_REQUEST]
         assert session.next_deadline() == 53.0
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: session.py open() sets the Establish phase unconditionally; called again on an up "
-        "link it leaves LCP Opened but gates IP and IPCP out (phase != Network); it should be a no-op "
-        "or raise LocalProtocolError",
-    )
     def test_ipcp_opened_open_again_keeps_ip_flowing(self) -> None:
         session = make()
         ipcp_opened(session)
@@ -816,12 +775,6 @@ class TestReopen:
         assert ipcp_request.protocol == PppProtocol.IPCP
         assert session.phase == Phase.NETWORK
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug (minor): session.py _lcp_down sets the Terminate phase on every tld, so a peer's LCP "
-        "renegotiation reports Network -> Terminate -> Establish; pppd (link_down) goes straight to "
-        "Establish, and a user may take Terminate for the end of the link",
-    )
     def test_ipcp_opened_peer_lcp_renegotiation_goes_to_establish(self) -> None:
         session = make()
         ipcp_opened(session)
@@ -869,11 +822,6 @@ class TestLowerDown:
         assert request.code == CpCode.CONFIGURE_REQUEST
         assert session.phase == Phase.ESTABLISH
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug (minor): session.py lower_down() does not call HdlcDeframer.reset(), so a frame cut "
-        "by the carrier loss is glued to the next link's first octets and counted as a bad FCS",
-    )
     def test_lower_down_forgets_a_partial_frame(self) -> None:
         session = make()
         establish(session)
