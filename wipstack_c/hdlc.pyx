@@ -62,61 +62,7 @@ cdef enum:
     _IS_FLAG = 4
 
 cdef uint32_t _FCS32_GOOD = 0xDEBB20E3U
-cdef uint16_t _T16[8][256]
-cdef uint32_t _T32[8][256]
-
-
-cdef void _build_tables() noexcept:
-    cdef unsigned int octet, bit, k
-    cdef uint16_t r16
-    cdef uint32_t r32
-    for octet in range(256):
-        r16 = octet
-        r32 = octet
-        for bit in range(8):
-            r16 = (r16 >> 1) ^ 0x8408 if r16 & 1 else r16 >> 1
-            r32 = (r32 >> 1) ^ 0xEDB88320 if r32 & 1 else r32 >> 1
-        _T16[0][octet] = r16
-        _T32[0][octet] = r32
-    for k in range(1, 8):
-        for octet in range(256):
-            _T16[k][octet] = (_T16[k - 1][octet] >> 8) ^ _T16[0][_T16[k - 1][octet] & 0xFF]
-            _T32[k][octet] = (_T32[k - 1][octet] >> 8) ^ _T32[0][_T32[k - 1][octet] & 0xFF]
-
-
-_build_tables()
-
-
-cdef uint16_t _fcs16(const uint8_t* p, Py_ssize_t n) noexcept nogil:
-    cdef uint16_t fcs = 0xFFFF
-    cdef uint16_t low
-    while n >= 8:
-        low = fcs ^ (p[0] | (<uint16_t>p[1] << 8))
-        fcs = (_T16[7][low & 0xFF] ^ _T16[6][low >> 8] ^ _T16[5][p[2]] ^ _T16[4][p[3]]
-               ^ _T16[3][p[4]] ^ _T16[2][p[5]] ^ _T16[1][p[6]] ^ _T16[0][p[7]])
-        p += 8
-        n -= 8
-    while n > 0:
-        fcs = (fcs >> 8) ^ _T16[0][(fcs ^ p[0]) & 0xFF]
-        p += 1
-        n -= 1
-    return fcs
-
-
-cdef uint32_t _fcs32(const uint8_t* p, Py_ssize_t n) noexcept nogil:
-    cdef uint32_t fcs = 0xFFFFFFFFU
-    cdef uint32_t low
-    while n >= 8:
-        low = fcs ^ (p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24))
-        fcs = (_T32[7][low & 0xFF] ^ _T32[6][(low >> 8) & 0xFF] ^ _T32[5][(low >> 16) & 0xFF]
-               ^ _T32[4][low >> 24] ^ _T32[3][p[4]] ^ _T32[2][p[5]] ^ _T32[1][p[6]] ^ _T32[0][p[7]])
-        p += 8
-        n -= 8
-    while n > 0:
-        fcs = (fcs >> 8) ^ _T32[0][(fcs ^ p[0]) & 0xFF]
-        p += 1
-        n -= 1
-    return fcs
+include "fcs_tables.pxi"
 
 
 cdef uint32_t _check_accm(object accm) except? 0xFFFFFFFFU:
@@ -279,7 +225,7 @@ def hdlc_encode(frame, accm=DEFAULT_ACCM, fcs_bits=16):
         trailer_length = _check_fcs_bits(fcs_bits) >> 3
         p = <const uint8_t*>view.buf
         # RFC 1662 §C.2/§C.3: the complemented FCS goes out least significant octet first
-        fcs = (_fcs16(p, view.len) ^ 0xFFFF) if trailer_length == 2 else (_fcs32(p, view.len) ^ 0xFFFFFFFFU)
+        fcs = (_run16(0xFFFF, p, view.len) ^ 0xFFFF) if trailer_length == 2 else (_run32(0xFFFFFFFFU, p, view.len) ^ 0xFFFFFFFFU)
         trailer[0] = fcs & 0xFF
         trailer[1] = (fcs >> 8) & 0xFF
         trailer[2] = (fcs >> 16) & 0xFF
@@ -494,9 +440,9 @@ cdef class HdlcDeframer:
             self.too_short += 1
         else:
             if fcs_length == 2:
-                good = _fcs16(self._buffer, length) == _FCS16_GOOD
+                good = _run16(0xFFFF, self._buffer, length) == _FCS16_GOOD
             else:
-                good = _fcs32(self._buffer, length) == _FCS32_GOOD
+                good = _run32(0xFFFFFFFFU, self._buffer, length) == _FCS32_GOOD
             if not good:
                 self.bad_fcs += 1
             else:

@@ -46,8 +46,8 @@ from construct import Bytes, Enum, Int8ub, Int16ub, Int32ub, Struct
 
 from wipstack.accel import inet_sum
 from wipstack.errors import DropReason, MalformedPacket
+from wipstack.wire._fast import raw_constructor
 from wipstack.wire.ipv4 import MIN_HEADER_LEN as IPV4_MIN_HEADER_LEN
-from wipstack.wire.ipv4 import _raw_constructor
 
 Buffer = bytes | bytearray | memoryview
 
@@ -307,4 +307,4 @@ class IcmpRepr:
         return _HEADER.pack(icmp_type, code, checksum, rest) + self.payload
 
 
-_new_icmp_repr = _raw_constructor(IcmpRepr)
+_new_icmp_repr = raw_constructor(IcmpRepr)

@@ -72,7 +72,8 @@ from construct import (
 
 from wipstack.accel import inet_sum, pseudo_header_sum
 from wipstack.errors import DropReason, MalformedPacket
-from wipstack.wire.ipv4 import IpProtocol, _raw_constructor
+from wipstack.wire._fast import raw_constructor
+from wipstack.wire.ipv4 import IpProtocol
 
 Buffer = bytes | bytearray | memoryview
 
@@ -302,7 +303,7 @@ class TcpOptions:
         return encoded
 
 
-_new_tcp_options = _raw_constructor(TcpOptions)
+_new_tcp_options = raw_constructor(TcpOptions)
 _NO_OPTIONS = TcpOptions()
 _KNOWN_KINDS = frozenset(k.value for k in TcpOptionKind)
 
@@ -422,4 +423,4 @@ class TcpRepr:
         return header + payload
 
 
-_new_tcp_repr = _raw_constructor(TcpRepr)
+_new_tcp_repr = raw_constructor(TcpRepr)

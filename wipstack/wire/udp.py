@@ -31,7 +31,8 @@ from construct import Int16ub, Struct
 
 from wipstack.accel import inet_sum, pseudo_header_sum
 from wipstack.errors import DropReason, MalformedPacket
-from wipstack.wire.ipv4 import IpProtocol, _raw_constructor
+from wipstack.wire._fast import raw_constructor
+from wipstack.wire.ipv4 import IpProtocol
 
 Buffer = bytes | bytearray | memoryview
 
@@ -125,4 +126,4 @@ class UdpRepr:
         return _HEADER.pack(src_port, dst_port, length, value) + payload
 
 
-_new_udp_repr = _raw_constructor(UdpRepr)
+_new_udp_repr = raw_constructor(UdpRepr)
