@@ -50,6 +50,19 @@ class DropReason(enum.Enum):
     UNEXPECTED_ID = "identifier does not match the outstanding request"
     NOT_ALLOWED_IN_PHASE = "protocol not allowed in the current PPP phase"
     NOT_ALLOWED_IN_STATE = "packet not allowed in the current state"
+    # IPv4 layer (RFC 791, RFC 1122, RFC 1812)
+    QUEUE_FULL = "queue full"
+    NOT_FOR_US = "not addressed to us and not forwarding"
+    NO_ROUTE = "no route to the destination"
+    TTL_EXPIRED = "time to live exceeded in transit"
+    NEEDS_FRAGMENTATION = "larger than the MTU with Don't Fragment set"
+    REASSEMBLY_OVERLAP = "overlapping fragment (RFC 5722)"
+    REASSEMBLY_LIMIT = "reassembly limit reached"
+    REASSEMBLY_TIMEOUT = "reassembly timed out"
+    # transport
+    PORT_UNREACHABLE = "no socket bound to the destination port"
+    PROTOCOL_UNREACHABLE = "no handler for the IP protocol"
+    RATE_LIMITED = "ICMP error rate limit"
 
 
 class MalformedPacket(RemoteProtocolError):
