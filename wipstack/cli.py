@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
-from types import FrameType
 
+from wipstack.cli_net import NetApp, add_stack_arguments, add_tun_arguments, add_tun_command, run_tun
 from wipstack.drivers.link import ByteLink, FdLink, PtyLink, SerialLink, SocketLink, StdioLink
-from wipstack.drivers.ppp_link import PppLinkDriver
+from wipstack.drivers.pcap import LinkType
+from wipstack.drivers.ports import PppPort
 from wipstack.ppp.config import UNSPECIFIED, CpConfig, IpcpConfig, LcpConfig, PapConfig, PppConfig
+from wipstack.ppp.session import PppSession
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -86,6 +87,9 @@ def add_ppp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--up-time", type=float, default=0.0, help="terminate SECONDS after IPCP is up (0: stay)")
     parser.add_argument("--timeout", type=float, default=0.0, help="fail if IPCP is not up in SECONDS")
     parser.add_argument("--quiet", action="store_true", help="do not log every control packet")
+    parser.add_argument("--defaultroute", action="store_true", help="default route through the link once it is up")
+    add_stack_arguments(parser)
+    add_tun_arguments(parser, prefix="tun-")
 
 
 def config_from_args(args: argparse.Namespace) -> PppConfig:
@@ -153,52 +157,58 @@ def open_link(args: argparse.Namespace) -> ByteLink:
 
 
 def run_ppp(args: argparse.Namespace) -> int:
-    """``wipstack ppp``: run one PPP link until it ends."""
+    """``wipstack ppp``: run one PPP link (and the IP stack over it) until it ends."""
     if args.require_pap and not (args.secret or args.pap_secrets):
         _log("--require-pap needs --secret USER:PASSWORD or --pap-secrets FILE")
         return EXIT_USAGE
     config = config_from_args(args)
-    link = open_link(args)
-    driver = PppLinkDriver(config, link, seed=args.seed, log=_log, trace_packets=not args.quiet)
-    stop_requested: list[str] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_requested.append(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    # a signal must wake the selector: Python retries an interrupted select by itself (PEP 475)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    previous_wakeup = signal.set_wakeup_fd(wake_w)
-    driver.runner.add_reader(wake_r, lambda: _drain(wake_r))
+    app = NetApp(args, seed=args.seed, log=_log)
+    port: PppPort | None = None
     try:
-        driver.open()
+        link = open_link(args)
+        session = PppSession(config, app.stack.rng, tracer=None if args.quiet else _log)
+        port = PppPort(
+            app.stack, session, link, default_route=args.defaultroute, log=_log, tap=app.tap("ppp0", LinkType.PPP)
+        )
+        app.loop.add_port(port)
+        app.add_tun()
+        app.start_services()
+        app.install_signals()
+        ppp = port
+        stop = app.stop_requested
+
+        def ended() -> bool:
+            return ppp.session.is_dead and ppp.started_at is not None
+
+        def terminate(reason: str) -> None:
+            if not ppp.session.is_dead:
+                ppp.session.close(time.monotonic(), reason)
+                app.loop.run(lambda: ppp.session.is_dead, args.restart * (args.max_terminate + 1))
+
+        port.open()
         up_deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
-        if not driver.run_until(
-            lambda: bool(stop_requested) or driver.session.ipcp.result is not None,
+        if not app.loop.run(
+            lambda: bool(stop) or ppp.is_up or ended(),
             None if up_deadline is None else max(0.0, up_deadline - time.monotonic()),
-        ):
-            if driver.session.is_dead:
+        ) or not (ppp.is_up or stop):
+            if ppp.session.is_dead:
                 return EXIT_FAILED
             _log("IPCP did not come up in time")
-            driver.terminate("Timeout", timeout=args.restart * (args.max_terminate + 1))
+            terminate("Timeout")
             return EXIT_TIMEOUT
-        if not stop_requested and driver.ipcp_up_at is not None and driver.started_at is not None:
-            _log(f"IPCP up {driver.ipcp_up_at - driver.started_at:.3f} s after start")
-        driver.run_until(lambda: bool(stop_requested), args.up_time if args.up_time > 0 else None)
-        if not driver.session.is_dead:
-            if stop_requested:
-                _log(f"Terminating on signal {stop_requested[0]}")
-            driver.terminate("User request", timeout=args.restart * (args.max_terminate + 1))
-        return EXIT_FAILED if driver.session.failure else EXIT_OK
+        if not stop and ppp.ipcp_up_at is not None and ppp.started_at is not None:
+            _log(f"IPCP up {ppp.ipcp_up_at - ppp.started_at:.3f} s after start")
+        if args.ping and not stop and not app.ping(args.ping):
+            _log(f"no reply from {args.ping}")
+        app.loop.run(lambda: bool(stop) or ended(), args.up_time if args.up_time > 0 else None)
+        if not ppp.session.is_dead:
+            if stop:
+                _log(f"Terminating on signal {stop[0]}")
+            terminate("User request")
+        return EXIT_FAILED if ppp.session.failure else EXIT_OK
     finally:
-        signal.set_wakeup_fd(previous_wakeup)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        driver.close()
-        os.close(wake_r)
-        os.close(wake_w)
+        app.report()
+        app.close()
 
 
 def _drain(fd: int) -> None:
@@ -213,11 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     ppp = commands.add_parser("ppp", help="run a PPP client or server on a pty, serial port, fd or stdio")
     add_ppp_arguments(ppp)
+    add_tun_command(commands)
     demo = commands.add_parser("demo", help="two wipstack PPP endpoints over a pty pair, end to end")
     demo.add_argument("--seed", type=int, default=1, help="seed of both endpoints' random sources")
     args = parser.parse_args(argv)
     if args.command == "ppp":
         return run_ppp(args)
+    if args.command == "tun":
+        return run_tun(args)
     from wipstack.drivers.demo import run_demo
 
     return run_demo(seed=args.seed)

@@ -89,8 +89,7 @@ def run_demo(seed: int = 1, log: Callable[[str], None] = print) -> int:
     pty = PtyLink(Path(os.environ.get("TMPDIR", "/tmp")) / f"wipstack-demo-{os.getpid()}")
     log(f"pty pair: server on the master, client opens {pty.path} -> {pty.slave_path} (pyserial)")
     serial = SerialLink(pty.path)
-    server = PppLinkDriver(server_config, pty, seed=seed, log=lambda line: log(f"server: {line}"),
-                           trace_packets=False)
+    server = PppLinkDriver(server_config, pty, seed=seed, log=lambda line: log(f"server: {line}"), trace_packets=False)
     client = PppLinkDriver(client_config, serial, seed=seed + 1, log=lambda line: log(f"client: {line}"))
     results: dict[str, float] = {}
 
@@ -103,8 +102,9 @@ def run_demo(seed: int = 1, log: Callable[[str], None] = print) -> int:
                 return
             ip, udp, data = parsed
             if udp.dst_port == ECHO_PORT:
-                reply = _udp_datagram(IPv4Address(ip.dst), IPv4Address(ip.src), ECHO_PORT, udp.src_port,
-                                      data, ip.identification)
+                reply = _udp_datagram(
+                    IPv4Address(ip.dst), IPv4Address(ip.src), ECHO_PORT, udp.src_port, data, ip.identification
+                )
                 session.send_ip(reply, side.driver.clock())
 
         side.driver.on_ip = echo
@@ -128,8 +128,9 @@ def run_demo(seed: int = 1, log: Callable[[str], None] = print) -> int:
         sent = 0
         while len(received) < DATAGRAMS and time.monotonic() - started < 30:
             while sent < DATAGRAMS and sent - len(received) < WINDOW:
-                session.send_ip(_udp_datagram(CLIENT_IP, SERVER_IP, 40000, ECHO_PORT, payloads[sent], sent),
-                                driver.clock())
+                session.send_ip(
+                    _udp_datagram(CLIENT_IP, SERVER_IP, 40000, ECHO_PORT, payloads[sent], sent), driver.clock()
+                )
                 sent += 1
             target = min(DATAGRAMS, sent)
             driver.run_until(lambda: len(received) >= target, 1.0)  # noqa: B023 - called right here
@@ -154,9 +155,7 @@ def run_demo(seed: int = 1, log: Callable[[str], None] = print) -> int:
         server.close()
 
 
-def _report(
-    server: PppLinkDriver, client: PppLinkDriver, results: dict[str, float], log: Callable[[str], None]
-) -> int:
+def _report(server: PppLinkDriver, client: PppLinkDriver, results: dict[str, float], log: Callable[[str], None]) -> int:
     ok = True
     for name, driver in (("server", server), ("client", client)):
         assert driver.started_at is not None
@@ -171,8 +170,10 @@ def _report(
         ok &= driver.ipcp_up_at is not None and driver.session.is_dead and driver.session.failure is None
     sent, echoed, intact, elapsed = (results.get(k, 0) for k in ("sent", "echoed", "intact", "elapsed"))
     rate = 2 * echoed * PAYLOAD * 8 / elapsed / 1e6 if elapsed else 0.0
-    log(f"UDP echo over PPP: {int(sent)} sent, {int(echoed)} echoed, {int(intact)} intact, "
-        f"{elapsed:.2f} s, {rate:.1f} Mbit/s of payload both ways")
+    log(
+        f"UDP echo over PPP: {int(sent)} sent, {int(echoed)} echoed, {int(intact)} intact, "
+        f"{elapsed:.2f} s, {rate:.1f} Mbit/s of payload both ways"
+    )
     ok &= intact == DATAGRAMS
     log("demo: OK" if ok else "demo: FAILED")
     return 0 if ok else 1

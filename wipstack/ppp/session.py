@@ -78,6 +78,8 @@ class PppSession:
         self._ip_in: list[bytes] = []
         self._auth_peer_pending = False
         self._auth_self_pending = False
+        #: Called with (outbound, frame) for every frame before stuffing / after deframing (pcap).
+        self.frame_tap: Callable[[bool, bytes], None] | None = None
 
     # ------------------------------------------------------------------ control
     def open(self, now: float) -> None:
@@ -152,6 +154,8 @@ class PppSession:
     def _receive_chunk(self, data: Buffer, now: float) -> None:
         for frame in self._deframer.feed(data):
             self.frames_in += 1
+            if self.frame_tap is not None:
+                self.frame_tap(False, bytes(frame))
             if self._receive_frame(frame, now):
                 # settle phases before the next frame: it may depend on them (PAP Ack, then IPCP)
                 self._after_input(now)
@@ -439,3 +443,5 @@ class PppSession:
             frame = encode_frame(protocol, information, pfc=link.tx_pfc, acfc=acfc)
             self._tx += hdlc_encode(frame, link.tx_accm)
         self.frames_out += 1
+        if self.frame_tap is not None:
+            self.frame_tap(True, frame)
