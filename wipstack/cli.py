@@ -198,6 +198,8 @@ def run_ppp(args: argparse.Namespace) -> int:
             return EXIT_TIMEOUT
         if not stop and ppp.ipcp_up_at is not None and ppp.started_at is not None:
             _log(f"IPCP up {ppp.ipcp_up_at - ppp.started_at:.3f} s after start")
+        if args.resolve and not stop:
+            app.resolve_all()
         if args.ping and not stop and not app.ping(args.ping):
             _log(f"no reply from {args.ping}")
         app.loop.run(lambda: bool(stop) or ended(), args.up_time if args.up_time > 0 else None)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from types import FrameType
 
+from wipstack.dns import LookupResult
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.pcap import LinkType, PcapngWriter, PcapTap
 from wipstack.drivers.ports import TunPort
@@ -50,6 +51,10 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--interval", type=float, default=1.0, help="seconds between requests (default 1)")
     group.add_argument("--size", type=int, default=56, help="ICMP data octets per request (default 56)")
     group.add_argument("--ping-timeout", type=float, default=1.0, help="seconds to wait for each reply")
+    group.add_argument(
+        "--nameserver", type=IPv4Address, action="append", default=[], help="DNS server (else learned from IPCP)"
+    )
+    group.add_argument("--resolve", metavar="NAME", action="append", default=[], help="resolve NAME and print it")
     group.add_argument("--pcap", metavar="FILE", help="write every packet crossing an interface to FILE (pcapng)")
 
 
@@ -84,6 +89,8 @@ class NetApp:
         self.args = args
         self.log = log
         self.stack = Stack(random.Random(seed), stack_config_from_args(args))
+        if getattr(args, "nameserver", None):
+            self.stack.dns.servers = [a.packed for a in args.nameserver]
         self.loop = NetLoop(self.stack)
         self.pcap = PcapngWriter.open(args.pcap) if getattr(args, "pcap", None) else None
         self.stop_requested: list[str] = []
@@ -152,7 +159,12 @@ class NetApp:
         """Ping ``host`` as ``--count``/``--interval``/``--size`` say; print lines like ping(8); True if any reply."""
         args = self.args
         config = PingConfig(count=args.count, interval=args.interval, timeout=args.ping_timeout, size=args.size)
-        session: PingSession = self.stack.ping(host, config, time.monotonic())
+        found = self.lookup(host)
+        if found is None or found.error is not None or not found.addresses:
+            why = "interrupted" if found is None else found.error.value if found.error else "no address"
+            self.log(f"ping: {host}: {why}")
+            return False
+        session: PingSession = self.stack.ping(found.addresses[0], config, time.monotonic())
         self.log(f"PING {host}: {args.size} data bytes")
         received = 0
         while not session.done and not self.stop_requested:
@@ -171,6 +183,35 @@ class NetApp:
             self.log(f"rtt min/avg/max = {min(rtts) * 1000:.3f}/{sum(rtts) / len(rtts) * 1000:.3f}/"
                      f"{max(rtts) * 1000:.3f} ms")  # fmt: skip
         return received > 0
+
+    def lookup(self, name: str) -> LookupResult | None:
+        """Resolve ``name`` (a host name or a dotted address) on the loop; None if interrupted."""
+        handle = self.stack.dns.resolve(name, time.monotonic())
+        box: list[LookupResult] = []
+
+        def done() -> bool:
+            result = self.stack.dns.result(handle)
+            if result is not None:
+                box.append(result)
+            return bool(box) or bool(self.stop_requested)
+
+        self.loop.run(done, timeout=60.0)
+        return box[0] if box else None
+
+    def resolve_all(self) -> bool:
+        """Resolve every ``--resolve`` name and log the answers; True if all resolved."""
+        ok = True
+        for name in self.args.resolve:
+            result = self.lookup(name)
+            if result is None or result.error is not None:
+                why = "no result" if result is None or result.error is None else result.error.value
+                self.log(f"{name}: {why}")
+                ok = False
+                continue
+            addresses = ", ".join(str(IPv4Address(a)) for a in result.addresses)
+            alias = f" (canonical name {result.canonical_name})" if result.canonical_name != name else ""
+            self.log(f"{name}: {addresses}{alias}")
+        return ok
 
     def serve(self, duration: float | None) -> None:
         """Run until a signal or ``duration`` seconds."""
@@ -217,10 +258,12 @@ def run_tun(args: argparse.Namespace) -> int:
         app.add_tun()
         app.start_services()
         status = EXIT_OK
-        if args.ping:
-            status = EXIT_OK if app.ping(args.ping) else EXIT_FAILED
-            if not args.duration and not args.udp_echo:
-                return status
+        if args.resolve and not app.resolve_all():
+            status = EXIT_FAILED
+        if args.ping and not app.ping(args.ping):
+            status = EXIT_FAILED
+        if (args.ping or args.resolve) and not args.duration and not args.udp_echo:
+            return status
         app.serve(args.duration if args.duration > 0 else None)
         return status
     finally:

@@ -9,8 +9,8 @@ business), feeds datagrams from port 53 to :meth:`Resolver.receive_datagram`, ca
 * Dotted-quad names (:func:`parse_dotted_quad`) and cache hits complete at once, without
   traffic.
 * Each attempt has a fresh random 16-bit ID.  After ``timeout`` the next attempt goes to the next
-  server, round robin; ``attempts * len(servers)`` attempts in all, then TIMEOUT.  A late answer
-  to an earlier attempt of the same query is still accepted.
+  server, round robin; ``attempts`` per server, so ``attempts * len(servers)`` in all, then
+  TIMEOUT.  A late answer to an earlier attempt of the same query is still accepted.
 * A response is accepted only from the server, port 53 and ID of an attempt, with QR set,
   opcode QUERY and the question echoed (name case-insensitively, type A, class IN); anything
   else is dropped and counted in :attr:`Resolver.drops`.
@@ -151,7 +151,7 @@ class _Lookup:
     chain: list[str]  # lowercased names seen: the original and every CNAME target
     ttl: float = math.inf  # smallest TTL of the records used so far
     servers: tuple[bytes, ...] = ()  # snapshot taken when the query started
-    attempt: int = 0  # attempts sent for the current query
+    tries: list[int] = field(default_factory=list)  # attempts sent to each server for the current query
     server_index: int = -1  # server of the latest attempt
     ident: int = -1  # ID of the latest attempt
     deadline: float = math.inf
@@ -302,7 +302,7 @@ class Resolver:
                 self.drops.count(DropReason.BAD_VALUE)
                 return
         elif header.rcode in (Rcode.NOERROR, Rcode.NXDOMAIN):
-            # RFC 1035 §7.3: an answer copies the question; only error responses may omit it
+            # RFC 1035 §7.3, RFC 5452 §9.1: match on the echoed question; only errors may omit it
             self.drops.count(DropReason.BAD_VALUE)
             return
         index = lookup.keys.pop(key)
@@ -332,7 +332,7 @@ class Resolver:
         self._forget_keys(lookup)
         lookup.qname = qname
         lookup.servers = tuple(self._servers)
-        lookup.attempt = 0
+        lookup.tries = [0] * len(lookup.servers)
         lookup.server_index = -1
         lookup.ident = -1
         lookup.failed.clear()
@@ -345,21 +345,19 @@ class Resolver:
         """Send the next attempt of the current query, or end the lookup when none is left."""
         servers = lookup.servers
         count = len(servers)
-        if lookup.attempt >= self.config.attempts * count:
-            self._finish(lookup, (), DnsError.SERVER_FAILURE if lookup.failed else DnsError.TIMEOUT, 0.0, now)
-            return
         for step in range(1, count + 1):
             index = (lookup.server_index + step) % count
-            if index not in lookup.failed:
+            # round robin over the servers that neither failed nor had all their attempts
+            if index not in lookup.failed and lookup.tries[index] < self.config.attempts:
                 break
         else:
-            self._finish(lookup, (), DnsError.SERVER_FAILURE, 0.0, now)
+            self._finish(lookup, (), DnsError.SERVER_FAILURE if lookup.failed else DnsError.TIMEOUT, 0.0, now)
             return
         server = servers[index]
         ident = self._rng.getrandbits(16)
         while (ident, server) in self._by_query:
             ident = self._rng.getrandbits(16)
-        lookup.attempt += 1
+        lookup.tries[index] += 1
         lookup.server_index = index
         lookup.ident = ident
         lookup.deadline = now + self.config.timeout

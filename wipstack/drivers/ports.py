@@ -84,6 +84,7 @@ class PppPort:
         *,
         interface_name: str = "ppp0",
         default_route: bool = False,
+        use_peer_dns: bool = True,
         log: Logger | None = None,
         tap: PcapTap | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -93,6 +94,7 @@ class PppPort:
         self.link = link
         self.name = interface_name
         self.default_route = default_route
+        self.use_peer_dns = use_peer_dns
         self.log = log or (lambda line: None)
         self.clock = clock
         self.interface: Interface | None = None
@@ -196,6 +198,9 @@ class PppPort:
         self.stack.add_interface(interface)
         if self.default_route:
             self.stack.routes.add_default(self.name)
+        if result.dns_servers and self.use_peer_dns:
+            self.stack.dns.servers = [a.packed for a in result.dns_servers]  # RFC 1877: learned from IPCP
+            self.log(f"{self.name}: DNS servers {', '.join(str(a) for a in result.dns_servers)}")
         self.interface = interface
         self.log(f"{self.name}: {IPv4Address(interface.address)} peer {result.peer_address} mtu {interface.mtu}")
 

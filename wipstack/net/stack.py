@@ -16,6 +16,7 @@ from typing import Protocol
 
 from wipstack.errors import DropCounters, DropReason, MalformedPacket
 from wipstack.net.config import StackConfig
+from wipstack.net.dns_client import DnsClient
 from wipstack.net.fragment import (
     LIMITED_BROADCAST,
     UNSPECIFIED,
@@ -98,6 +99,8 @@ class Stack:
         self.echo_replies_out = 0
         self._local_addresses: dict[bytes, Interface] = {}
         self._loopback: deque[bytes] = deque()
+        #: The DNS stub resolver (RFC 1035) on the stack's own UDP; servers from IPCP or configuration.
+        self.dns = DnsClient(self)
 
     # ---------------------------------------------------------------- set-up
     def add_interface(self, interface: Interface, *, connected_routes: bool = True) -> Interface:
@@ -389,6 +392,7 @@ class Stack:
             return 0.0
         deadlines = [self.reassembler.next_deadline()]
         deadlines += [s.next_deadline() for s in self.pings]
+        deadlines.append(self.dns.next_deadline())
         deadlines += [h.next_deadline() for h in self.handlers.values()]
         present = [d for d in deadlines if d is not None]
         return min(present) if present else None
@@ -406,6 +410,9 @@ class Stack:
                     original, expired.first_packet, IcmpType.TIME_EXCEEDED, TimeExceededCode.REASSEMBLY_TIMEOUT, now
                 )  # RFC 1122 §3.3.2: SHOULD send Time Exceeded when fragment zero arrived
         self._run_pings(now)
+        deadline = self.dns.next_deadline()
+        if deadline is not None and deadline <= now:
+            self.dns.on_timer(now)
         for handler in list(self.handlers.values()):
             deadline = handler.next_deadline()
             if deadline is not None and deadline <= now:

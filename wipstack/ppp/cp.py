@@ -295,9 +295,7 @@ class ControlProtocol:
             assert self._peer_packet is not None
             self._naks_sent = 0
             # RFC 1661 §5.2: the Ack echoes the request's Identifier and options verbatim
-            self._output.append(
-                CpPacket(CpCode.CONFIGURE_ACK, self._peer_packet.identifier, self._peer_packet.data)
-            )
+            self._output.append(CpPacket(CpCode.CONFIGURE_ACK, self._peer_packet.identifier, self._peer_packet.data))
         elif action == Action.SCN:
             assert self._peer_packet is not None and self._verdict is not None
             if self._verdict.code == CpCode.CONFIGURE_NAK:
@@ -323,9 +321,7 @@ class ControlProtocol:
             self._output.extend(self.handler.extra_received(self._peer_packet, now))
 
     def _send_configure_request(self, now: float) -> None:
-        retransmission = self.state in (State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT) and (
-            not self._request_answered
-        )
+        retransmission = self.state in (State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT) and (not self._request_answered)
         if not retransmission:
             if self.state not in (State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT):
                 # a fresh negotiation (pppd resetci): start again from what we want

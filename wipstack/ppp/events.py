@@ -81,6 +81,4 @@ class LinkTerminated:
     reason: str
 
 
-PppEvent = (
-    PhaseChanged | LinkUp | LinkDown | AuthSucceeded | AuthFailed | IpcpUp | IpcpDown | LinkDead | LinkTerminated
-)
+PppEvent = PhaseChanged | LinkUp | LinkDown | AuthSucceeded | AuthFailed | IpcpUp | IpcpDown | LinkDead | LinkTerminated

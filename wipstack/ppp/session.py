@@ -217,8 +217,13 @@ class PppSession:
             ip_packets_out=self.ip_packets_out,
             protocol_rejects_sent=self.protocol_rejects_sent,
         )
-        for source in (self.drops, self.lcp.fsm.drops, self.ipcp.fsm.drops, self.pap_client.drops,
-                       self.pap_server.drops):
+        for source in (
+            self.drops,
+            self.lcp.fsm.drops,
+            self.ipcp.fsm.drops,
+            self.pap_client.drops,
+            self.pap_server.drops,
+        ):
             for reason, n in source.items():
                 key = f"drop_{reason.name.lower()}"
                 counts[key] = counts.get(key, 0) + n

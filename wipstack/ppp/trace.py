@@ -55,11 +55,16 @@ def format_packet(protocol: int, information: Buffer) -> str:
         return f"[{head}{' ' + rendered if rendered else ''}]"
     if packet.code in (CpCode.TERMINATE_REQUEST, CpCode.TERMINATE_ACK):
         return f"[{head}{' ' + _quoted(data) if data else ''}]"
-    if protocol == PppProtocol.LCP and packet.code in (
-        CpCode.ECHO_REQUEST,
-        CpCode.ECHO_REPLY,
-        CpCode.DISCARD_REQUEST,
-    ) and len(data) >= 4:
+    if (
+        protocol == PppProtocol.LCP
+        and packet.code
+        in (
+            CpCode.ECHO_REQUEST,
+            CpCode.ECHO_REPLY,
+            CpCode.DISCARD_REQUEST,
+        )
+        and len(data) >= 4
+    ):
         rest = data[4:]
         return f"[{head} magic=0x{MAGIC_BODY.parse(data).magic:x}{' ' + rest.hex(' ') if rest else ''}]"
     return f"[{head}{' ' + data[:32].hex(' ') if data else ''}]"

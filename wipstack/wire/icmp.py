@@ -132,9 +132,7 @@ ERROR_TYPES = frozenset(
         IcmpType.PARAMETER_PROBLEM,
     }
 )
-_IDENT_SEQ_TYPES = frozenset(
-    {IcmpType.ECHO_REQUEST, IcmpType.ECHO_REPLY, IcmpType.TIMESTAMP, IcmpType.TIMESTAMP_REPLY}
-)
+_IDENT_SEQ_TYPES = frozenset({IcmpType.ECHO_REQUEST, IcmpType.ECHO_REPLY, IcmpType.TIMESTAMP, IcmpType.TIMESTAMP_REPLY})
 # the errors a host sends (RFC 1122 §3.2.2; hosts send no Redirect or Source Quench, RFC 6633)
 _HOST_ERROR_TYPES = frozenset({IcmpType.DEST_UNREACHABLE, IcmpType.TIME_EXCEEDED, IcmpType.PARAMETER_PROBLEM})
 _TIMESTAMP_DATA_LEN = 12
@@ -287,10 +285,7 @@ class IcmpRepr:
                 raise MalformedPacket(DropReason.BAD_VALUE, "ICMP error: original is not an IPv4 header")
             if len(payload) < (payload[0] & 0x0F) << 2:
                 raise MalformedPacket(DropReason.TRUNCATED, "ICMP error: original header truncated")
-        elif (
-            icmp_type in (IcmpType.TIMESTAMP, IcmpType.TIMESTAMP_REPLY)
-            and len(payload) != _TIMESTAMP_DATA_LEN
-        ):
+        elif icmp_type in (IcmpType.TIMESTAMP, IcmpType.TIMESTAMP_REPLY) and len(payload) != _TIMESTAMP_DATA_LEN:
             # RFC 792: Originate, Receive and Transmit Timestamps, 32 bits each
             raise MalformedPacket(DropReason.BAD_LENGTH, f"ICMP timestamp: {len(payload)} octets of data")
         return _new_icmp_repr(_TYPES.get(icmp_type, icmp_type), code, rest, bytes(payload))
