@@ -1,179 +1,309 @@
-"""``wipstack demo``: two wipstack PPP endpoints over a real pty pair, end to end, no root.
+"""``wipstack demo``: three wipstack nodes, two PPP links over real pty pairs, end to end, no root.
 
-The access server holds the pty master; the client opens the pty slave through pyserial,
-as it would open a modem.  They negotiate LCP, PAP and IPCP (with DNS), keep the link alive
-with LCP echoes, then the client sends UDP datagrams that the server echoes back; every
-header and checksum is built and verified by wipstack.wire.  Finally the client
-terminates the link and both sides print what they negotiated and counted.
+::
 
-Until the IP layer lands (see docs/features.md) the server's UDP echo is a datagram-level
-responder in this file, not a socket.
+    client ──PPP (pty A, PAP, DNS)── gateway (router) ──PPP (pty B, MRU 576)── host
+    192.0.2.2                 192.0.2.1    198.51.100.1                 198.51.100.2
+
+The gateway holds both pty masters; client and host open the pty slaves through pyserial,
+as they would open a modem.  Both links negotiate LCP, PAP (link A) and IPCP with DNS, then
+the client pings the gateway, resolves names at the host's DNS service (a CNAME and a
+missing name), pings the host by name with datagrams that are fragmented and re-fragmented
+at the 576-octet hop, exchanges UDP datagrams up to 5840 octets with the host's echo
+service through the router, sees ICMP port-unreachable and time-exceeded errors, and
+terminates.  Every frame, header, checksum, fragment and route is wipstack's own.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import struct
 import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import TypeVar
 
-from wipstack.drivers.link import PtyLink, SerialLink
-from wipstack.drivers.ppp_link import PppLinkDriver
+from wipstack.dns import LookupResult
+from wipstack.drivers.link import ByteLink, PtyLink, SerialLink
+from wipstack.drivers.netloop import NetLoop
+from wipstack.drivers.ports import PppPort
 from wipstack.errors import MalformedPacket
+from wipstack.net import Stack, StackConfig
+from wipstack.net.icmp import PingConfig, PingReply
+from wipstack.net.udp import UdpSocket
 from wipstack.ppp.config import CpConfig, IpcpConfig, LcpConfig, PapConfig, PppConfig
-from wipstack.wire.ipv4 import IpProtocol, Ipv4Repr
-from wipstack.wire.udp import UdpRepr
+from wipstack.ppp.session import PppSession
+from wipstack.wire.dns import DnsType, encode_name, parse_response
 
-SERVER_IP = IPv4Address("192.0.2.1")
-CLIENT_IP = IPv4Address("192.0.2.2")
-DNS = (IPv4Address("198.51.100.53"), IPv4Address("198.51.100.54"))
+T = TypeVar("T")
+Log = Callable[[str], None]
+
+GATEWAY_A = IPv4Address("192.0.2.1")
+CLIENT = IPv4Address("192.0.2.2")
+GATEWAY_B = IPv4Address("198.51.100.1")
+HOST = IPv4Address("198.51.100.2")
 ECHO_PORT = 7
-DATAGRAMS = 300
-PAYLOAD = 1200
-WINDOW = 16
+DNS_PORT = 53
+ZONE = {"host.demo.example": HOST}
+ALIASES = {"www.demo.example": "host.demo.example"}
+DATAGRAMS = 200
+MAX_DATAGRAM = 5840  # the WIPSoft UDP limit
+WINDOW = 8
 
 
-def _udp_datagram(src: IPv4Address, dst: IPv4Address, sport: int, dport: int, data: bytes, ident: int) -> bytes:
-    udp = UdpRepr(sport, dport).emit(data, src=src.packed, dst=dst.packed)
-    return Ipv4Repr(src.packed, dst.packed, IpProtocol.UDP, identification=ident & 0xFFFF).emit(udp)
+class _Node:
+    """One wipstack instance: a stack on its own loop thread."""
+
+    def __init__(self, name: str, seed: int, *, forwarding: bool = False) -> None:
+        self.name = name
+        self.stack = Stack(random.Random(seed), StackConfig(forwarding=forwarding))
+        self.loop = NetLoop(self.stack)
+        self.ports: list[PppPort] = []
+
+    def add_ppp(
+        self, config: PppConfig, link: ByteLink, ifname: str, log: Log, seed: int, *, default_route: bool = False
+    ) -> PppPort:
+        session = PppSession(config, random.Random(seed))
+        port = PppPort(self.stack, session, link, interface_name=ifname, default_route=default_route,
+                       log=lambda line: log(f"{self.name}: {line}"))  # fmt: skip
+        self.loop.add_port(port)
+        self.ports.append(port)
+        return port
+
+    def call(self, function: Callable[[], T]) -> T:
+        return self.loop.call(function)
+
+    def wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call(condition):
+                return True
+            time.sleep(0.005)
+        return False
 
 
-def _parse_udp(packet: bytes) -> tuple[Ipv4Repr, UdpRepr, bytes] | None:
+def _dns_answer(query: bytes) -> bytes | None:
+    """The host's tiny authoritative DNS service for ``demo.example`` (A and CNAME)."""
     try:
-        ip, ip_payload = Ipv4Repr.parse(packet)
-        if ip.protocol != IpProtocol.UDP:
-            return None
-        udp, data = UdpRepr.parse(ip_payload, src=ip.src, dst=ip.dst)
+        message = parse_response(query)
     except MalformedPacket:
         return None
-    return ip, udp, bytes(data)
+    if message.header.qr or len(message.questions) != 1:
+        return None
+    question = message.questions[0]
+    name = question.name.lower()
+    answers = []
+    if name in ALIASES:
+        target = ALIASES[name]
+        rdata = encode_name(target)
+        answers.append(encode_name(name) + struct.pack("!HHIH", DnsType.CNAME, 1, 300, len(rdata)) + rdata)
+        name = target
+    if name in ZONE and question.qtype == DnsType.A:
+        answers.append(encode_name(name) + struct.pack("!HHIH", DnsType.A, 1, 300, 4) + ZONE[name].packed)
+    rcode = 0 if name in ZONE else 3  # NXDOMAIN (RFC 1035 §4.1.1)
+    flags = 0x8400 | (0x0100 if message.header.rd else 0) | rcode  # QR, AA, RD copied
+    header = struct.pack("!HHHHHH", message.header.ident, flags, 1, len(answers), 0, 0)
+    return header + encode_name(question.name) + struct.pack("!HH", question.qtype, question.qclass) + b"".join(answers)
 
 
-class _Side:
-    """One endpoint in its own thread; ``work`` runs there once IPCP is up."""
+def _serve_host(host: _Node) -> None:
+    """UDP echo on port 7 and DNS on port 53."""
 
-    def __init__(self, name: str, driver: PppLinkDriver, work: Callable[[_Side], None]) -> None:
-        self.name = name
-        self.driver = driver
-        self.work = work
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._main, name=f"demo-{name}", daemon=True)
+    def bind(port: int, answer: Callable[[bytes], bytes | None]) -> UdpSocket:
+        sock = host.stack.udp_socket()
+        sock.bind(port=port)
 
-    def _main(self) -> None:
-        try:
-            self.driver.open()
-            if not self.driver.wait_ipcp_up(15):
-                raise RuntimeError(f"{self.name}: IPCP did not come up")
-            self.work(self)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            self.error = exc
+        def on_datagram(data: bytes, source: tuple[bytes, int], now: float) -> None:
+            reply = answer(data)
+            if reply is not None:
+                sock.sendto(reply, *source)
 
+        sock.on_datagram = on_datagram
+        return sock
 
-def run_demo(seed: int = 1, log: Callable[[str], None] = print) -> int:
-    """Run the demo; returns a process exit code."""
-    server_config = PppConfig(
-        lcp=LcpConfig(echo_interval=1.0, echo_failure=3),
-        pap=PapConfig(require=True, secrets=(("alice", "s3cret"),)),
-        ipcp=IpcpConfig(local_address=SERVER_IP, peer_address=CLIENT_IP, dns_servers=DNS),
-        cp=CpConfig(restart_interval=1.0),
-    )
-    client_config = PppConfig(
-        lcp=LcpConfig(echo_interval=1.0, echo_failure=3),
-        pap=PapConfig(username="alice", password="s3cret"),
-        ipcp=IpcpConfig(request_dns=True),
-        cp=CpConfig(restart_interval=1.0),
-    )
-    pty = PtyLink(Path(os.environ.get("TMPDIR", "/tmp")) / f"wipstack-demo-{os.getpid()}")
-    log(f"pty pair: server on the master, client opens {pty.path} -> {pty.slave_path} (pyserial)")
-    serial = SerialLink(pty.path)
-    server = PppLinkDriver(server_config, pty, seed=seed, log=lambda line: log(f"server: {line}"), trace_packets=False)
-    client = PppLinkDriver(client_config, serial, seed=seed + 1, log=lambda line: log(f"client: {line}"))
-    results: dict[str, float] = {}
-
-    def serve(side: _Side) -> None:
-        session = side.driver.session
-
-        def echo(packet: bytes) -> None:
-            parsed = _parse_udp(packet)
-            if parsed is None:
-                return
-            ip, udp, data = parsed
-            if udp.dst_port == ECHO_PORT:
-                reply = _udp_datagram(
-                    IPv4Address(ip.dst), IPv4Address(ip.src), ECHO_PORT, udp.src_port, data, ip.identification
-                )
-                session.send_ip(reply, side.driver.clock())
-
-        side.driver.on_ip = echo
-        side.driver.run_until(lambda: session.is_dead, 60)
-
-    def exercise(side: _Side) -> None:
-        driver = side.driver
-        session = driver.session
-        rng = random.Random(seed)
-        payloads = [rng.randbytes(PAYLOAD) for _ in range(DATAGRAMS)]
-        received: dict[int, bytes] = {}
-
-        def collect(packet: bytes) -> None:
-            parsed = _parse_udp(packet)
-            if parsed is not None and parsed[1].src_port == ECHO_PORT:
-                received[parsed[0].identification] = parsed[2]
-
-        driver.on_ip = collect
-        driver.run_until(lambda: False, 2.5)  # a few keep-alive echoes in each direction
-        started = time.monotonic()
-        sent = 0
-        while len(received) < DATAGRAMS and time.monotonic() - started < 30:
-            while sent < DATAGRAMS and sent - len(received) < WINDOW:
-                session.send_ip(
-                    _udp_datagram(CLIENT_IP, SERVER_IP, 40000, ECHO_PORT, payloads[sent], sent), driver.clock()
-                )
-                sent += 1
-            target = min(DATAGRAMS, sent)
-            driver.run_until(lambda: len(received) >= target, 1.0)  # noqa: B023 - called right here
-        elapsed = time.monotonic() - started
-        intact = sum(received.get(i) == payloads[i] for i in range(DATAGRAMS))
-        results.update(sent=sent, echoed=len(received), intact=intact, elapsed=elapsed)
-        driver.terminate("User request", timeout=10)
-
-    sides = [_Side("server", server, serve), _Side("client", client, exercise)]
-    for side in sides:
-        side.thread.start()
-    for side in sides:
-        side.thread.join(90)
-    try:
-        for side in sides:
-            if side.error is not None or side.thread.is_alive():
-                log(f"{side.name}: FAILED: {side.error or 'did not finish'}")
-                return 1
-        return _report(server, client, results, log)
-    finally:
-        client.close()
-        server.close()
+    host.call(lambda: bind(ECHO_PORT, lambda data: data))
+    host.call(lambda: bind(DNS_PORT, _dns_answer))
 
 
-def _report(server: PppLinkDriver, client: PppLinkDriver, results: dict[str, float], log: Callable[[str], None]) -> int:
-    ok = True
-    for name, driver in (("server", server), ("client", client)):
-        assert driver.started_at is not None
-        up = driver.ipcp_up_at - driver.started_at if driver.ipcp_up_at is not None else float("nan")
-        lcp = driver.session.lcp
-        counters = driver.session.counters()
-        log(
-            f"{name}: IPCP up after {up * 1000:.1f} ms; LCP echoes sent {lcp.echo_requests_sent}, "
-            f"replies {lcp.echo_replies}; frames in {counters['frames_in']} out {counters['frames_out']}; "
-            f"bad FCS {counters['hdlc_bad_fcs']}; link ended: {driver.session.failure or 'cleanly'}"
-        )
-        ok &= driver.ipcp_up_at is not None and driver.session.is_dead and driver.session.failure is None
-    sent, echoed, intact, elapsed = (results.get(k, 0) for k in ("sent", "echoed", "intact", "elapsed"))
-    rate = 2 * echoed * PAYLOAD * 8 / elapsed / 1e6 if elapsed else 0.0
+def _ping(node: _Node, target: str, config: PingConfig) -> list[PingReply]:
+    session = node.call(lambda: node.stack.ping(target, config, time.monotonic()))
+    node.wait(lambda: session.done, config.count * (config.interval + config.timeout) + 5)
+    return [r for r in node.call(lambda: list(session.results)) if r is not None]
+
+
+def _resolve(node: _Node, name: str) -> LookupResult | None:
+    handle = node.call(lambda: node.stack.dns.resolve(name, time.monotonic()))
+    box: list[LookupResult] = []
+
+    def done() -> bool:
+        result = node.stack.dns.result(handle)
+        if result is not None:
+            box.append(result)
+        return bool(box)
+
+    node.wait(done, 15)
+    return box[0] if box else None
+
+
+def _udp_exchange(client: _Node, seed: int, log: Log) -> bool:
+    """DATAGRAMS random-size datagrams (1..5840 octets) echoed by the host through the gateway."""
+    rng = random.Random(seed)
+    payloads = [rng.randbytes(rng.randint(1, MAX_DATAGRAM)) for _ in range(DATAGRAMS)]
+    received: dict[int, bytes] = {}
+    sock = client.call(client.stack.udp_socket)
+
+    def on_datagram(data: bytes, source: tuple[bytes, int], now: float) -> None:
+        if len(data) >= 2:
+            received[int.from_bytes(data[:2], "big")] = data
+
+    sock.on_datagram = on_datagram
+    tagged = [i.to_bytes(2, "big") + p[2:] if len(p) >= 2 else i.to_bytes(2, "big") for i, p in enumerate(payloads)]
+    started = time.monotonic()
+    sent = 0
+    while len(received) < DATAGRAMS and time.monotonic() - started < 30:
+        batch = []
+        while sent < DATAGRAMS and sent - len(received) < WINDOW:
+            batch.append(tagged[sent])
+            sent += 1
+        if batch:
+            client.call(lambda b=batch: [sock.sendto(d, str(HOST), ECHO_PORT) for d in b])  # type: ignore[misc]
+        else:
+            time.sleep(0.001)
+    elapsed = time.monotonic() - started
+    intact = sum(received.get(i) == tagged[i] for i in range(DATAGRAMS))
+    octets = sum(len(t) for t in tagged)
     log(
-        f"UDP echo over PPP: {int(sent)} sent, {int(echoed)} echoed, {int(intact)} intact, "
-        f"{elapsed:.2f} s, {rate:.1f} Mbit/s of payload both ways"
+        f"client: UDP echo via the gateway: {sent} datagrams of 2..{MAX_DATAGRAM} octets sent, {len(received)} "
+        f"echoed, {intact} intact, {2 * octets * 8 / elapsed / 1e6:.1f} Mbit/s of payload both ways"
     )
-    ok &= intact == DATAGRAMS
+    client.call(sock.close)
+    return intact == DATAGRAMS
+
+
+def run_demo(seed: int = 1, log: Log = print) -> int:
+    """Run the demo; returns a process exit code."""
+    return _run(seed, _serialised(log))
+
+
+def _serialised(log: Log) -> Log:
+    """``log`` behind a lock: the nodes log from their own threads."""
+    lock = threading.Lock()
+
+    def locked(line: str) -> None:
+        with lock:
+            log(line)
+
+    return locked
+
+
+def _run(seed: int, log: Log) -> int:
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    pty_a = PtyLink(tmp / f"wipstack-demo-a-{os.getpid()}")
+    pty_b = PtyLink(tmp / f"wipstack-demo-b-{os.getpid()}")
+    log(f"pty A: gateway on the master, client opens {pty_a.path} (pyserial)")
+    log(f"pty B: gateway on the master, host opens {pty_b.path} (pyserial)")
+    gateway = _Node("gateway", seed, forwarding=True)
+    client = _Node("client", seed + 1)
+    host = _Node("host", seed + 2)
+    fast = CpConfig(restart_interval=1.0)
+    gw_a = gateway.add_ppp(
+        PppConfig(
+            lcp=LcpConfig(echo_interval=1.0, echo_failure=3),
+            pap=PapConfig(require=True, secrets=(("alice", "s3cret"),)),
+            ipcp=IpcpConfig(local_address=GATEWAY_A, peer_address=CLIENT, dns_servers=(HOST,)),
+            cp=fast,
+        ),
+        pty_a, "ppp0", log, seed + 10,
+    )  # fmt: skip
+    gw_b = gateway.add_ppp(
+        PppConfig(ipcp=IpcpConfig(local_address=GATEWAY_B, peer_address=HOST), cp=fast), pty_b, "ppp1", log, seed + 11
+    )
+    cl = client.add_ppp(
+        PppConfig(
+            lcp=LcpConfig(echo_interval=1.0, echo_failure=3),
+            pap=PapConfig(username="alice", password="s3cret"),
+            ipcp=IpcpConfig(request_dns=True),
+            cp=fast,
+        ),
+        SerialLink(pty_a.path), "ppp0", log, seed + 12, default_route=True,
+    )  # fmt: skip
+    hs = host.add_ppp(
+        PppConfig(lcp=LcpConfig(mru=576), cp=fast), SerialLink(pty_b.path), "ppp0", log, seed + 13, default_route=True
+    )
+    nodes = (gateway, client, host)
+    ok = True
+    try:
+        started = time.monotonic()
+        for node in nodes:
+            for port in node.ports:
+                node.call(port.open)
+            node.loop.start()
+        if not all(n.wait(lambda n=n: all(p.is_up for p in n.ports), 15) for n in nodes):  # type: ignore[misc]
+            log("demo: FAILED: the links did not come up")
+            return 1
+        log(f"all links up after {(time.monotonic() - started) * 1000:.1f} ms")
+        _serve_host(host)
+        ok &= _step_pings_and_names(client, log)
+        ok &= _udp_exchange(client, seed, log)
+        ok &= _step_errors(client, log)
+        for node in (client, host):
+            for port in node.ports:
+                node.call(lambda p=port: p.session.close(time.monotonic(), "User request"))  # type: ignore[misc]
+        ok &= all(n.wait(lambda n=n: all(p.session.is_dead for p in n.ports), 10) for n in nodes)  # type: ignore[misc]
+        for node in nodes:
+            for port in node.ports:
+                counters = node.call(port.session.counters)
+                log(
+                    f"{node.name}/{port.name}: frames in {counters['frames_in']} out {counters['frames_out']}, "
+                    f"bad FCS {counters['hdlc_bad_fcs']}, link ended: {port.session.failure or 'cleanly'}"
+                )
+                ok &= port.session.failure is None
+            stats = node.call(node.stack.counters)
+            log(f"{node.name}: " + " ".join(f"{k}={v}" for k, v in sorted(stats.items()) if v))
+        ok &= bool(gw_a.events) and bool(gw_b.events) and bool(cl.events) and bool(hs.events)
+    finally:
+        for node in nodes:
+            node.loop.close()
     log("demo: OK" if ok else "demo: FAILED")
     return 0 if ok else 1
+
+
+def _step_pings_and_names(client: _Node, log: Log) -> bool:
+    ok = True
+    replies = _ping(client, str(GATEWAY_A), PingConfig(count=3, interval=0.05))
+    rtts = [r.rtt * 1000 for r in replies if r.rtt is not None]
+    log(f"client: ping gateway {GATEWAY_A}: {len(rtts)}/3 replies, rtt " + "/".join(f"{t:.2f}" for t in rtts) + " ms")
+    ok &= len(rtts) == 3
+    found = _resolve(client, "www.demo.example")
+    if found is None or found.error is not None or not found.addresses:
+        log(f"client: resolve www.demo.example FAILED: {found}")
+        return False
+    log(
+        f"client: www.demo.example is {IPv4Address(found.addresses[0])} (canonical name {found.canonical_name}), "
+        "asked of the DNS server learned from IPCP"
+    )
+    missing = _resolve(client, "nothing.demo.example")
+    log(f"client: nothing.demo.example: {missing.error.value if missing and missing.error else missing}")
+    ok &= missing is not None and missing.error is not None
+    big = _ping(client, str(IPv4Address(found.addresses[0])), PingConfig(count=3, interval=0.05, size=4000))
+    rtts = [r.rtt * 1000 for r in big if r.rtt is not None]
+    log(
+        f"client: ping host with 4000 octets (fragmented at 1500, re-fragmented at the 576 hop): "
+        f"{len(rtts)}/3 replies, ttl {big[0].ttl if big else '-'}, rtt " + "/".join(f"{t:.2f}" for t in rtts) + " ms"
+    )
+    return ok and len(rtts) == 3
+
+
+def _step_errors(client: _Node, log: Log) -> bool:
+    sock = client.call(client.stack.udp_socket)
+    client.call(lambda: sock.sendto(b"anyone?", str(HOST), 9))
+    client.wait(lambda: bool(sock.errors), 5)
+    errors = client.call(lambda: list(sock.errors))
+    log(f"client: UDP to {HOST}:9: {errors[0].description if errors else 'no error reported'}")
+    client.call(sock.close)
+    expired = _ping(client, str(HOST), PingConfig(count=1, ttl=1))
+    log(f"client: ping host with TTL 1: {expired[0].error if expired else 'no answer'}")
+    return bool(errors) and bool(expired) and expired[0].error is not None

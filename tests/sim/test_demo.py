@@ -1,0 +1,19 @@
+"""The README's demo, run in-process: three nodes, two PPP links over pty pairs, routing."""
+
+from __future__ import annotations
+
+from wipstack.drivers.demo import run_demo
+
+
+def test_demo_runs_end_to_end() -> None:
+    lines: list[str] = []
+    assert run_demo(seed=3, log=lines.append) == 0, "\n".join(lines)
+    text = "\n".join(lines)
+    assert "demo: OK" in text
+    assert "client: ppp0: DNS servers 198.51.100.2" in text  # learned through IPCP (RFC 1877)
+    assert "canonical name host.demo.example" in text
+    assert "nothing.demo.example: name does not exist" in text
+    assert "200 echoed, 200 intact" in text
+    assert "port unreachable from 198.51.100.2" in text
+    assert "time to live exceeded from 192.0.2.1" in text
+    assert "gateway/ppp1" in text and "link ended: cleanly" in text
