@@ -242,4 +242,7 @@ TRANSITIONS: dict[tuple[State, Event], Transition] = {
 #: States in which the restart timer runs (RFC 1661 §4.6).
 TIMER_STATES = frozenset({S.CLOSING, S.STOPPING, S.REQ_SENT, S.ACK_RCVD, S.ACK_SENT})
 
+#: The states in which Configure-Requests are outstanding or being answered (negotiation).
+NEGOTIATING_STATES = frozenset({State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
+
 del S, E, A

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wipstack.errors import DropCounters, DropReason, MalformedPacket
-from wipstack.ppp.automaton import TIMER_STATES, TRANSITIONS, Action, Event, State
+from wipstack.ppp.automaton import NEGOTIATING_STATES, TIMER_STATES, TRANSITIONS, Action, Event, State
 from wipstack.ppp.config import CpConfig
 from wipstack.wire.cp import CpCode, CpPacket, RawOption, emit_options, parse_options
 
@@ -258,8 +258,9 @@ class ControlProtocol:
             self.illegal_events += 1  # the RFC's "-": cannot happen in this state; ignore it
             return
         actions, next_state = transition
-        if event == Event.TO_MINUS and self.config.passive and next_state == State.STOPPED:
-            # RFC 1661 §4.1 note p (Passive): keep waiting for the peer instead of giving up
+        if event == Event.TO_MINUS and self.config.passive and self.state in NEGOTIATING_STATES:
+            # RFC 1661 §4.1 note p (Passive): unanswered Configure-Requests leave us waiting for
+            # the peer; an unanswered Terminate-Request (Stopping) still finishes the layer
             actions = tuple(a for a in actions if a != Action.TLF)
         for action in actions:
             self._do(action, actions, now)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from wipstack.accel import HdlcDeframer, hdlc_encode
 from wipstack.errors import DropCounters, DropReason, LocalProtocolError, MalformedPacket
-from wipstack.ppp.automaton import State
+from wipstack.ppp.automaton import NEGOTIATING_STATES, State
 from wipstack.ppp.config import PppConfig
 from wipstack.ppp.cp import ControlProtocol, LayerEvent
 from wipstack.ppp.events import (
@@ -48,7 +48,7 @@ Buffer = bytes | bytearray | memoryview
 Tracer = Callable[[str], None]
 
 FRAMING_OVERHEAD = 8  # address, control, protocol (4) and up to a 32-bit FCS (4)
-NEGOTIATING = frozenset({State.REQ_SENT, State.ACK_RCVD, State.ACK_SENT})
+NEGOTIATING = NEGOTIATING_STATES
 # RFC 1662 §7.1 / RFC 1661 §6.6: these LCP packets always go out with the default framing
 LCP_DEFAULT_FRAMING_CODES = frozenset(range(1, 8))
 

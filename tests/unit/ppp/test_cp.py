@@ -267,6 +267,19 @@ class TestConfigureRequest:
         assert handler.layer_calls == []
         assert cp.next_deadline() is None
 
+    def test_passive_stopping_timeout_still_finishes(self) -> None:
+        # the peer's Terminate-Request in Opened: Stopping; its TO- is Stopped *with* tlf even when
+        # passive (the option only covers unanswered Configure-Requests), or a passive server
+        # would never notice that the peer hung up
+        cp, handler = make(passive=True)
+        to_opened(cp, 0.0)
+        cp.drain_layer_events()
+        cp.receive(CpPacket(CpCode.TERMINATE_REQUEST, 0x44, b"bye").emit(), 1.0)
+        assert cp.state == State.STOPPING
+        run_timers(cp)
+        assert cp.state == State.STOPPED
+        assert LayerEvent.FINISHED in cp.drain_layer_events()
+
     def test_passive_stopped_peer_request_restarts_negotiation(self) -> None:
         cp, _ = make(passive=True, max_configure=1)
         start(cp, 0.0)
