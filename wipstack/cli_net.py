@@ -23,7 +23,7 @@ from wipstack.drivers.ports import TunPort
 from wipstack.drivers.tun import TunDevice
 from wipstack.net import Interface, Stack, StackConfig
 from wipstack.net.icmp import PingConfig, PingSession
-from wipstack.net.udp import UdpSocket
+from wipstack.net.udp import SocketError, UdpSocket
 
 Logger = Callable[[str], None]
 
@@ -164,7 +164,11 @@ class NetApp:
             why = "interrupted" if found is None else found.error.value if found.error else "no address"
             self.log(f"ping: {host}: {why}")
             return False
-        session: PingSession = self.stack.ping(found.addresses[0], config, time.monotonic())
+        try:
+            session: PingSession = self.stack.ping(found.addresses[0], config, time.monotonic())
+        except SocketError as exc:
+            self.log(f"ping: {host}: {exc}")
+            return False
         self.log(f"PING {host}: {args.size} data bytes")
         received = 0
         while not session.done and not self.stop_requested:

@@ -78,8 +78,9 @@ class Reassembler:
         pending = self._pending.get(key)
         if pending is None:
             if len(self._pending) >= self.max_datagrams:
-                self.drops.count(DropReason.REASSEMBLY_LIMIT)
-                return None
+                # full: evict the oldest (poisoned first) rather than refuse, so stale or forged
+                # fragments cannot block reassembly until they time out (as BSD and lwIP do)
+                self._evict_oldest()
             pending = _Pending(now + self.timeout, Assembler(MAX_PACKET_LEN - MIN_HEADER_LEN, self.max_fragments))
             self._pending[key] = pending
         if pending.poisoned:
@@ -106,6 +107,8 @@ class Reassembler:
             self.drops.count(DropReason.REASSEMBLY_LIMIT)
             return None
         grow = max(0, end - pending.extent)
+        while self._held + grow > self.max_bytes and len(self._pending) > 1:
+            self._evict_oldest(keep=key)  # make room at the expense of the oldest other datagram
         if self._held + grow > self.max_bytes:
             self.drops.count(DropReason.REASSEMBLY_LIMIT)
             return None
@@ -148,6 +151,12 @@ class Reassembler:
                     self.drops.count(DropReason.REASSEMBLY_TIMEOUT)
                     expired.append(Expired(key, pending.first_packet))
         return expired
+
+    def _evict_oldest(self, keep: Key | None = None) -> None:
+        candidates = [k for k in self._pending if k != keep]
+        victim = min(candidates, key=lambda k: (not self._pending[k].poisoned, self._pending[k].deadline))
+        self.drops.count(DropReason.REASSEMBLY_LIMIT)
+        self._forget(victim)
 
     def _poison(self, pending: _Pending) -> None:
         self.drops.count(DropReason.REASSEMBLY_OVERLAP)
