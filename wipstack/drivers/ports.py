@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from wipstack.drivers.link import ByteLink
+from wipstack.drivers.netloop import READ_BUDGET
 from wipstack.drivers.pcap import Direction, PcapTap
 from wipstack.drivers.ppp_link import describe_event
 from wipstack.drivers.tun import TunDevice
@@ -40,7 +41,7 @@ class TunPort:
         return []  # a full TUN queue drops (counted by the device), as a NIC would
 
     def on_readable(self, fd: int, now: float) -> None:
-        for _ in range(256):
+        for _ in range(READ_BUDGET):
             packet = self.device.read_packet()
             if packet is None:
                 return

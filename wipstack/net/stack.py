@@ -36,6 +36,9 @@ from wipstack.wire.udp import UdpRepr
 
 Buffer = bytes | bytearray | memoryview
 
+#: Datagrams to our own addresses waiting for delivery (like an interface queue).
+MAX_LOOPBACK_QUEUE = 1024
+
 _ICMP = IpProtocol.ICMP.value
 _UDP = IpProtocol.UDP.value
 
@@ -194,6 +197,9 @@ class Stack:
             dont_fragment,
         )
         if dst in self._local_addresses:
+            if len(self._loopback) >= MAX_LOOPBACK_QUEUE:
+                self.drops.count(DropReason.QUEUE_FULL)
+                return False
             self._loopback.append(header.emit(payload))  # to ourselves: delivered at the next timer run
             self.datagrams_out += 1
             return True
