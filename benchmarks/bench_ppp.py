@@ -32,8 +32,11 @@ from wipstack.ppp.session import PppSession
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = PppConfig(
     pap=PapConfig(require=True, secrets=(("alice", "s3cret"),)),
-    ipcp=IpcpConfig(local_address=IPv4Address("192.0.2.1"), peer_address=IPv4Address("192.0.2.2"),
-                    dns_servers=(IPv4Address("198.51.100.53"),)),
+    ipcp=IpcpConfig(
+        local_address=IPv4Address("192.0.2.1"),
+        peer_address=IPv4Address("192.0.2.2"),
+        dns_servers=(IPv4Address("198.51.100.53"),),
+    ),
 )
 CLIENT = PppConfig(pap=PapConfig(username="alice", password="s3cret"), ipcp=IpcpConfig(request_dns=True))
 DATAGRAM = bytes(random.Random(5).randbytes(1400))
@@ -61,9 +64,13 @@ def pty_transfer_mbps() -> float:
     pty = PtyLink()
     serial = SerialLink(pty.slave_path)
     fast = PppConfig(cp=CpConfig(restart_interval=1.0))
-    server = PppLinkDriver(PppConfig(ipcp=IpcpConfig(local_address=IPv4Address("192.0.2.1"),
-                                                     peer_address=IPv4Address("192.0.2.2")),
-                                     cp=fast.cp), pty, seed=1)
+    server = PppLinkDriver(
+        PppConfig(
+            ipcp=IpcpConfig(local_address=IPv4Address("192.0.2.1"), peer_address=IPv4Address("192.0.2.2")), cp=fast.cp
+        ),
+        pty,
+        seed=1,
+    )
     client = PppLinkDriver(PppConfig(cp=fast.cp), serial, seed=2)
     received = [0]
     server.on_ip = lambda packet: received.__setitem__(0, received[0] + len(packet))
@@ -104,8 +111,15 @@ def measure_other() -> dict[str, float] | None:
     if accel.IMPLEMENTATION == "py":
         return None  # the C extension is not available here: nothing to compare with
     env = dict(os.environ, WIPSTACK_NO_EXTENSIONS="1", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_ppp", "--json"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_ppp", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -126,8 +140,9 @@ def pppd_figures(runs: int = 5) -> str:
             sock = guest.start()
             sock.recv(1, 0x2)  # MSG_PEEK: block until pppd's first byte
             first_byte = time.monotonic()
-            config = PppConfig(ipcp=IpcpConfig(local_address=IPv4Address("192.0.2.1")),
-                               cp=CpConfig(restart_interval=1.0))
+            config = PppConfig(
+                ipcp=IpcpConfig(local_address=IPv4Address("192.0.2.1")), cp=CpConfig(restart_interval=1.0)
+            )
             driver = PppLinkDriver(config, SocketLink(sock), seed=run)
             driver.open()
             if not driver.wait_ipcp_up(20):
@@ -138,8 +153,12 @@ def pppd_figures(runs: int = 5) -> str:
             for seq in range(20 if run == 0 else 0):
                 icmp = IcmpRepr.echo(1, seq, bytes(56)).emit()
                 sent_at = time.monotonic()
-                driver.session.send_ip(Ipv4Repr(IPv4Address("192.0.2.1").packed, IPv4Address("192.0.2.2").packed,
-                                                IpProtocol.ICMP).emit(icmp), sent_at)
+                driver.session.send_ip(
+                    Ipv4Repr(IPv4Address("192.0.2.1").packed, IPv4Address("192.0.2.2").packed, IpProtocol.ICMP).emit(
+                        icmp
+                    ),
+                    sent_at,
+                )
                 count = len(replies)
                 driver.run_until(lambda count=count, replies=replies: len(replies) > count, 2)
                 if len(replies) > count:
@@ -147,8 +166,10 @@ def pppd_figures(runs: int = 5) -> str:
             driver.terminate(timeout=5)
             driver.close()
     rtt = f"; ICMP echo RTT through the guest kernel median {statistics.median(rtts):.2f} ms" if rtts else ""
-    return (f"pppd first byte -> our IPCP up: median {statistics.median(ups):.1f} ms "
-            f"(min {min(ups):.1f}, max {max(ups):.1f}, {runs} runs){rtt}")
+    return (
+        f"pppd first byte -> our IPCP up: median {statistics.median(ups):.1f} ms "
+        f"(min {min(ups):.1f}, max {max(ups):.1f}, {runs} runs){rtt}"
+    )
 
 
 def run() -> None:
@@ -162,8 +183,10 @@ def run() -> None:
     for name, figures in rows.items():
         print(f"{name:<16}{figures['negotiation_us']:>22.0f}{figures['pty_mbps']:>26.1f}")
     if other is not None:
-        print(f"{'ratio c/py':<16}{other['negotiation_us'] / here['negotiation_us']:>21.2f}x"
-              f"{here['pty_mbps'] / other['pty_mbps']:>25.2f}x")
+        print(
+            f"{'ratio c/py':<16}{other['negotiation_us'] / here['negotiation_us']:>21.2f}x"
+            f"{here['pty_mbps'] / other['pty_mbps']:>25.2f}x"
+        )
     print(pppd_figures())
 
 
