@@ -57,6 +57,7 @@ class DropReason(enum.Enum):
     TTL_EXPIRED = "time to live exceeded in transit"
     NEEDS_FRAGMENTATION = "larger than the MTU with Don't Fragment set"
     REASSEMBLY_OVERLAP = "overlapping fragment (RFC 5722)"
+    DUPLICATE_FRAGMENT = "exact duplicate of a fragment already held"
     REASSEMBLY_LIMIT = "reassembly limit reached"
     REASSEMBLY_TIMEOUT = "reassembly timed out"
     # transport

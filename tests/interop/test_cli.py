@@ -46,13 +46,24 @@ def test_pppd_dials_wipstack_ppp_server_on_its_pty() -> None:
     with tempfile.TemporaryDirectory(prefix="ws-cli-") as tmp:
         link = Path(tmp) / "ppp0"
         server = wipstack_cli(
-            "--pty", str(link), "192.0.2.1:192.0.2.2", "--dns", "198.51.100.53",
-            "--require-pap", "--secret", "alice:s3cret", "--passive", "--restart", "1",
+            "--pty",
+            str(link),
+            "192.0.2.1:192.0.2.2",
+            "--dns",
+            "198.51.100.53",
+            "--require-pap",
+            "--secret",
+            "alice:s3cret",
+            "--passive",
+            "--restart",
+            "1",
         )
         try:
             wait_for_path(link, server, 15)
-            with PppdGuest(["nodetach", "debug", "local", "noauth", "noipdefault", "user", "alice",
-                            "usepeerdns", *FAST], secrets=["alice * s3cret *"]) as guest:
+            with PppdGuest(
+                ["nodetach", "debug", "local", "noauth", "noipdefault", "user", "alice", "usepeerdns", *FAST],
+                secrets=["alice * s3cret *"],
+            ) as guest:
                 guest.start_on_tty(str(link))
                 info = guest.wait_ip_up(30)
                 assert info["local"] == "192.0.2.2" and info["remote"] == "192.0.2.1"
@@ -74,11 +85,24 @@ def test_pppd_dials_wipstack_ppp_server_on_its_pty() -> None:
 
 def test_wipstack_ppp_client_on_an_inherited_fd_against_pppd_server() -> None:
     skip_unless_uml()
-    with PppdGuest(["nodetach", "debug", "local", "require-pap", "192.0.2.1:192.0.2.2", *FAST],
-                   secrets=["alice * s3cret *"]) as guest:
+    with PppdGuest(
+        ["nodetach", "debug", "local", "require-pap", "192.0.2.1:192.0.2.2", *FAST], secrets=["alice * s3cret *"]
+    ) as guest:
         sock = guest.start()
-        client = wipstack_cli("--fd", str(sock.fileno()), "--user", "alice", "--password", "s3cret",
-                              "--usepeerdns", "--up-time", "2", "--restart", "1", pass_fds=(sock.fileno(),))
+        client = wipstack_cli(
+            "--fd",
+            str(sock.fileno()),
+            "--user",
+            "alice",
+            "--password",
+            "s3cret",
+            "--usepeerdns",
+            "--up-time",
+            "2",
+            "--restart",
+            "1",
+            pass_fds=(sock.fileno(),),
+        )
         try:
             output = client.communicate(timeout=60)[0]
         finally:

@@ -123,8 +123,8 @@ def router() -> Iterator[tuple[PppdGuest, NetNamespace, NetLoop, PppPort]]:
     skip_unless_uml()
     skip_unless_netns_tun()
     ns = NetNamespace()
-    guest = PppdGuest(["nodetach", "debug", "local", "noauth", f"{GUEST}:{PPP_LOCAL}", "defaultroute", "mru", "296", *FAST],
-                      cmd=GUEST_CMD, name="router")  # fmt: skip
+    options = ["nodetach", "debug", "local", "noauth", f"{GUEST}:{PPP_LOCAL}", "defaultroute", "mru", "296", *FAST]
+    guest = PppdGuest(options, cmd=GUEST_CMD, name="router")
     loop: NetLoop | None = None
     try:
         ns.ip("link", "set", "lo", "up")

@@ -126,8 +126,7 @@ def test_our_client_against_pppd_server_requiring_pap() -> None:
 def test_pppd_default_options_get_vj_configure_rejected_and_ccp_ipv6cp_protocol_rejected() -> None:
     # what Debian's pppd does by itself: asyncmap 0, magic, pcomp, accomp, VJ, CCP, and with
     # +ipv6 also IPV6CP; Debian's /etc/ppp/options adds the 30 s echo keep-alive
-    options = ["noauth", "+ipv6", "lcp-echo-interval", "30", "lcp-echo-failure", "4",
-               f"{CLIENT_IP}:{SERVER_IP}", *FAST]
+    options = ["noauth", "+ipv6", "lcp-echo-interval", "30", "lcp-echo-failure", "4", f"{CLIENT_IP}:{SERVER_IP}", *FAST]
     config = PppConfig(ipcp=IpcpConfig(local_address=SERVER_IP), cp=CpConfig(restart_interval=1.0))
     with pppd_and_wipstack(options, config) as (guest, ours, log):
         guest.wait_ip_up(UP_TIMEOUT)

@@ -147,8 +147,12 @@ def test_format_packet_never_raises(protocol: int, information: bytes) -> None:
 
 
 @SETTINGS
-@given(code=st.integers(0, 255), identifier=st.integers(0, 255), data=st.binary(max_size=600),
-       padding=st.binary(max_size=8))
+@given(
+    code=st.integers(0, 255),
+    identifier=st.integers(0, 255),
+    data=st.binary(max_size=600),
+    padding=st.binary(max_size=8),
+)
 def test_cp_packet_round_trip_ignores_padding(code: int, identifier: int, data: bytes, padding: bytes) -> None:
     packet = CpPacket(code, identifier, data)
     assert CpPacket.parse(packet.emit() + padding) == packet
@@ -162,10 +166,15 @@ def test_option_list_round_trip(options: list[RawOption]) -> None:
 
 # 0x00FF is reserved ("compression inefficient"): with PFC and ACFC its one octet reads as the address
 @SETTINGS
-@given(protocol=protocols.filter(lambda p: bool(p & 1) and not p & 0x100 and p != 0x00FF), information=octets,
-       pfc=st.booleans(), acfc=st.booleans())
-def test_frame_round_trip_in_every_compression_variant(protocol: int, information: bytes, pfc: bool,
-                                                       acfc: bool) -> None:
+@given(
+    protocol=protocols.filter(lambda p: bool(p & 1) and not p & 0x100 and p != 0x00FF),
+    information=octets,
+    pfc=st.booleans(),
+    acfc=st.booleans(),
+)
+def test_frame_round_trip_in_every_compression_variant(
+    protocol: int, information: bytes, pfc: bool, acfc: bool
+) -> None:
     decoded_protocol, decoded = decode_frame(encode_frame(protocol, information, pfc=pfc, acfc=acfc))
     assert (decoded_protocol, bytes(decoded)) == (protocol, information)
 
@@ -229,8 +238,10 @@ def _acceptable(handler: Lcp | Ipcp) -> list[RawOption]:
 @pytest.mark.parametrize("make", [_lcp, _ipcp], ids=["lcp", "ipcp"])
 @pytest.mark.parametrize("state", list(State), ids=str)
 @SETTINGS
-@given(packets=st.lists(st.one_of(control_packets(), octets), max_size=6), times=st.lists(
-    st.floats(0.0, 100.0), min_size=6, max_size=6))
+@given(
+    packets=st.lists(st.one_of(control_packets(), octets), max_size=6),
+    times=st.lists(st.floats(0.0, 100.0), min_size=6, max_size=6),
+)
 def test_automaton_takes_any_packet_in_every_state(
     make: Callable[[], Lcp | Ipcp], state: State, packets: list[bytes], times: list[float]
 ) -> None:

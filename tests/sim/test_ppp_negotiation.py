@@ -97,8 +97,10 @@ def test_ip_datagrams_cross_only_after_ipcp_is_up() -> None:
         ({"accm": 0x000A0000}, {"tx_accm_server": 0x000A0000}),
         ({"mru": 296}, {"peer_mru_server": 296}),
         ({"request_accm": False}, {"tx_accm_server": 0xFFFFFFFF}),
-        ({"request_pfc": False, "request_acfc": False, "allow_pfc": False, "allow_acfc": False},
-         {"pfc": False, "acfc": False}),
+        (
+            {"request_pfc": False, "request_acfc": False, "allow_pfc": False, "allow_acfc": False},
+            {"pfc": False, "acfc": False},
+        ),
     ],
     ids=["asyncmap-0xa0000", "mru-296", "default-asyncmap", "nopcomp-noaccomp"],
 )

@@ -16,8 +16,22 @@ CORE = [
     ROOT / "wipstack" / "rand.py",
 ]
 FORBIDDEN = {
-    "asyncio", "fcntl", "os", "random", "select", "selectors", "serial", "socket", "subprocess",
-    "termios", "threading", "time", "tty", "pytun", "wipstack.drivers", "wipstack.cli",
+    "asyncio",
+    "fcntl",
+    "os",
+    "random",
+    "select",
+    "selectors",
+    "serial",
+    "socket",
+    "subprocess",
+    "termios",
+    "threading",
+    "time",
+    "tty",
+    "pytun",
+    "wipstack.drivers",
+    "wipstack.cli",
 }
 
 
@@ -34,10 +48,7 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", CORE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_core_module_does_no_io(path: Path) -> None:
-    bad = {
-        name for name in imported_modules(path)
-        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
-    }
+    bad = {name for name in imported_modules(path) if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)}
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 

@@ -24,12 +24,16 @@ class StackConfig:
     ephemeral_ports: tuple[int, int] = (49152, 65535)  # RFC 6335 §6 dynamic range, inclusive
 
     def __post_init__(self) -> None:
-        if not 0 <= self.ttl <= 255:
-            raise ValueError(f"TTL {self.ttl} out of 0..255")
+        if not 1 <= self.ttl <= 255:
+            raise ValueError(f"TTL {self.ttl} out of 1..255")  # RFC 1122 §3.2.1.7: never send TTL 0
         if not 0 <= self.tos <= 255:
             raise ValueError(f"TOS {self.tos} out of 0..255")
         if self.fragment_timeout <= 0:
             raise ValueError("the fragment timeout must be positive")
+        for name in ("max_reassembly_datagrams", "max_reassembly_bytes", "max_fragments_per_datagram",
+                     "udp_receive_queue", "udp_receive_bytes", "icmp_error_burst"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
         low, high = self.ephemeral_ports
         if not 1 <= low <= high <= 65535:
             raise ValueError(f"ephemeral port range {low}..{high} invalid")

@@ -23,6 +23,12 @@ def is_martian_source(addr: bytes) -> bool:
     return first == 0 or first == 127 or first >= 224
 
 
+def is_martian_destination(addr: bytes) -> bool:
+    """A destination never forwarded: 0/8, 127/8, class E and 255.255.255.255 (RFC 1812 §5.3.7)."""
+    first = addr[0]
+    return first == 0 or first == 127 or first >= 240
+
+
 def copied_options(options: bytes) -> bytes:
     """The options that RFC 791 §3.1 marks "copied" (type bit 0x80), for fragments after the first."""
     out = bytearray()
@@ -71,4 +77,11 @@ def fragment(header: Ipv4Repr, payload: Buffer, mtu: int) -> list[bytes]:
         position = end
 
 
-__all__ = ["MIN_HEADER_LEN", "fragment", "copied_options", "is_multicast", "is_martian_source"]
+__all__ = [
+    "MIN_HEADER_LEN",
+    "fragment",
+    "copied_options",
+    "is_multicast",
+    "is_martian_source",
+    "is_martian_destination",
+]

@@ -18,8 +18,8 @@ from wipstack.wire.ipv4 import MAX_PACKET_LEN, MIN_HEADER_LEN, Ipv4Repr
 Buffer = bytes | bytearray | memoryview
 Key = tuple[bytes, bytes, int, int]
 
-#: Fragments remembered per datagram (a 65535-octet datagram in 64-octet pieces is 1024).
-MAX_PIECES = 1024
+#: Fragments remembered per datagram (65507 octets in 48-octet pieces, at MTU 68, is 1365).
+MAX_PIECES = 2048
 
 
 @dataclass(slots=True)
@@ -107,6 +107,9 @@ class Reassembler:
             self.drops.count(DropReason.REASSEMBLY_LIMIT)
             return None
         grow = max(0, end - pending.extent)
+        if grow > self.max_bytes:
+            self.drops.count(DropReason.REASSEMBLY_LIMIT)  # could never fit: evict nobody for it
+            return None
         while self._held + grow > self.max_bytes and len(self._pending) > 1:
             self._evict_oldest(keep=key)  # make room at the expense of the oldest other datagram
         if self._held + grow > self.max_bytes:
@@ -122,6 +125,10 @@ class Reassembler:
             pending.first = header
             pending.first_packet = bytes(memoryview(raw)[: header.header_len + 8])
         if pending.first is None or pending.total_len is None:
+            return None
+        if pending.first.header_len + pending.total_len > MAX_PACKET_LEN:
+            # RFC 791: the whole datagram, header included, is at most 65535 octets
+            self._poison(pending, DropReason.BAD_LENGTH)
             return None
         if pending.assembler.readable() < pending.total_len:
             return None
@@ -154,12 +161,14 @@ class Reassembler:
 
     def _evict_oldest(self, keep: Key | None = None) -> None:
         candidates = [k for k in self._pending if k != keep]
+        if not candidates:
+            return
         victim = min(candidates, key=lambda k: (not self._pending[k].poisoned, self._pending[k].deadline))
         self.drops.count(DropReason.REASSEMBLY_LIMIT)
         self._forget(victim)
 
-    def _poison(self, pending: _Pending) -> None:
-        self.drops.count(DropReason.REASSEMBLY_OVERLAP)
+    def _poison(self, pending: _Pending, reason: DropReason = DropReason.REASSEMBLY_OVERLAP) -> None:
+        self.drops.count(reason)
         self._held -= pending.extent
         pending.extent = 0
         pending.poisoned = True

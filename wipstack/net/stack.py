@@ -19,8 +19,8 @@ from wipstack.net.config import StackConfig
 from wipstack.net.dns_client import DnsClient
 from wipstack.net.fragment import (
     LIMITED_BROADCAST,
-    UNSPECIFIED,
     fragment,
+    is_martian_destination,
     is_martian_source,
     is_multicast,
 )
@@ -101,6 +101,7 @@ class Stack:
         self.icmp_errors_out = 0
         self.echo_replies_out = 0
         self._local_addresses: dict[bytes, Interface] = {}
+        self._broadcasts: set[bytes] = set()  # directed broadcast addresses of our subnets
         self._loopback: deque[bytes] = deque()
         #: The DNS stub resolver (RFC 1035) on the stack's own UDP; servers from IPCP or configuration.
         self.dns = DnsClient(self)
@@ -111,7 +112,8 @@ class Stack:
         if interface.name in self.interfaces:
             raise ValueError(f"interface {interface.name} already exists")
         self.interfaces[interface.name] = interface
-        self._local_addresses[interface.address] = interface
+        self._local_addresses.setdefault(interface.address, interface)
+        self._update_broadcasts()
         if connected_routes:
             if interface.peer is not None:
                 self.routes.add(interface.peer, 32, interface.name)
@@ -124,13 +126,27 @@ class Stack:
     def remove_interface(self, name: str) -> None:
         """Detach an interface and every route through it."""
         interface = self.interfaces.pop(name)
-        self._local_addresses.pop(interface.address, None)
+        if self._local_addresses.get(interface.address) is interface:
+            # an unnumbered link may share the address with another interface: keep it local then
+            others = [i for i in self.interfaces.values() if i.address == interface.address]
+            if others:
+                self._local_addresses[interface.address] = others[0]
+            else:
+                del self._local_addresses[interface.address]
         self.routes.remove_interface(name)
+        self._update_broadcasts()
+
+    def _update_broadcasts(self) -> None:
+        self._broadcasts = {b for i in self.interfaces.values() if (b := i.broadcast) is not None}
 
     def set_config(self, config: StackConfig) -> None:
         """Apply new defaults (TTL, TOS, fragment timeout...) from now on."""
         self.config = config
         self.reassembler.timeout = config.fragment_timeout
+        self.reassembler.max_datagrams = config.max_reassembly_datagrams
+        self.reassembler.max_bytes = config.max_reassembly_bytes
+        self.reassembler.max_fragments = config.max_fragments_per_datagram
+        self.udp.set_ephemeral_range(config.ephemeral_ports)
         self.icmp_limiter = TokenBucket(config.icmp_error_rate, config.icmp_error_burst)
 
     def register_transport(self, protocol: int, handler: TransportHandler) -> None:
@@ -208,8 +224,10 @@ class Stack:
         if interface is None or not interface.up:
             self.drops.count(DropReason.NO_ROUTE)
             return False
+        if not self._transmit(interface, header, payload):
+            return False
         self.datagrams_out += 1
-        return self._transmit(interface, header, payload)
+        return True
 
     # ----------------------------------------------------------------- input
     def receive(self, interface: Interface | str, packet: Buffer, now: float) -> None:
@@ -225,7 +243,11 @@ class Stack:
             self.drops.count(exc.reason)
             return
         dst = header.dst
-        if dst in self._local_addresses or dst == LIMITED_BROADCAST or dst == iface.broadcast:
+        if header.src in self._broadcasts:
+            self.drops.count(DropReason.BAD_VALUE)  # RFC 1122 §3.2.1.3: a broadcast is never a source
+            return
+        if dst in self._local_addresses or dst == LIMITED_BROADCAST or dst in self._broadcasts:
+            # directed broadcasts of our subnets are ours, never forwarded (RFC 2644)
             self._deliver(header, payload, packet, now)
         elif self.config.forwarding and not is_multicast(dst):
             self._forward(iface, header, payload, packet, now)
@@ -336,15 +358,17 @@ class Stack:
             return  # only about the first fragment
         if is_multicast(original.dst) or original.dst == LIMITED_BROADCAST or is_martian_source(original.src):
             return
+        if original.dst in self._broadcasts or original.src in self._broadcasts:
+            return  # RFC 1122 §3.2.2: never about a datagram sent to (or from) a broadcast address
         if original.protocol == _ICMP:
             view = memoryview(packet)[original.header_len :]
             if len(view) < 1 or view[0] not in (IcmpType.ECHO_REQUEST, IcmpType.ECHO_REPLY):
                 return  # never an error about an ICMP error (or about an unknown ICMP message)
-        if not self.icmp_limiter.take(now):
-            self.drops.count(DropReason.RATE_LIMITED)
-            return
         source = original.dst if original.dst in self._local_addresses else self.source_address_for(original.src)
         if source is None:
+            return
+        if not self.icmp_limiter.take(now):
+            self.drops.count(DropReason.RATE_LIMITED)
             return
         message = IcmpRepr.error(icmp_type, code, packet, mtu=mtu)
         self.icmp_errors_out += 1
@@ -353,7 +377,7 @@ class Stack:
     # -------------------------------------------------------------- forwarding
     def _forward(self, inbound: Interface, header: Ipv4Repr, payload: memoryview, packet: Buffer, now: float) -> None:
         """RFC 1812 §5.2: decrement TTL, route, fragment or refuse."""
-        if is_martian_source(header.src) or header.dst == UNSPECIFIED:
+        if is_martian_source(header.src) or is_martian_destination(header.dst):
             self.drops.count(DropReason.BAD_VALUE)
             return
         if header.ttl <= 1:
@@ -374,8 +398,8 @@ class Stack:
                 mtu=outbound.mtu,
             )  # fmt: skip
             return
-        self.forwarded += 1
-        self._transmit(outbound, forwarded, payload)
+        if self._transmit(outbound, forwarded, payload):
+            self.forwarded += 1
 
     # ------------------------------------------------------------------ output
     def _transmit(self, interface: Interface, header: Ipv4Repr, payload: Buffer) -> bool:

@@ -45,6 +45,9 @@ class UdpHost(Protocol):
     def source_address_for(self, destination: bytes) -> bytes | None:
         """Our address on the route to ``destination``."""
 
+    def is_local(self, addr: bytes) -> bool:
+        """Whether ``addr`` is one of our addresses."""
+
     def send_udp(self, src: Endpoint, dst: Endpoint, payload: bytes, *, ttl: int | None, tos: int | None) -> bool:
         """Emit one UDP datagram."""
 
@@ -77,7 +80,10 @@ class UdpSocket:
         self._check_open()
         if self.local is not None:
             raise SocketError("EINVAL", "socket already bound")
-        self.local = self._table.bind(self, address(host), port)
+        packed = address(host)
+        if packed != ANY and not self._host.is_local(packed):
+            raise SocketError("EADDRNOTAVAIL", f"{IPv4Address(packed)} is not one of our addresses")
+        self.local = self._table.bind(self, packed, port)
         return self.local
 
     def connect(self, host: str | bytes, port: int) -> None:
@@ -179,6 +185,10 @@ class UdpTable:
         self._rng = rng
         self._low, self._high = ephemeral
         self._by_port: dict[int, list[UdpSocket]] = {}
+
+    def set_ephemeral_range(self, ephemeral: tuple[int, int]) -> None:
+        """Allocate ephemeral ports from ``ephemeral`` (inclusive) from now on."""
+        self._low, self._high = ephemeral
 
     def bind(self, sock: UdpSocket, host: bytes, port: int) -> Endpoint:
         """Register ``sock`` on ``(host, port)``; port 0 allocates a random free ephemeral port (RFC 6056)."""

@@ -78,6 +78,14 @@ def test_timer_runs_exactly_in_the_states_that_wait_for_an_answer() -> None:
 
 def test_state_names_are_the_rfc_names() -> None:
     assert [str(s) for s in State] == [
-        "Initial", "Starting", "Closed", "Stopped", "Closing", "Stopping",
-        "Req-Sent", "Ack-Rcvd", "Ack-Sent", "Opened",
+        "Initial",
+        "Starting",
+        "Closed",
+        "Stopped",
+        "Closing",
+        "Stopping",
+        "Req-Sent",
+        "Ack-Rcvd",
+        "Ack-Sent",
+        "Opened",
     ]

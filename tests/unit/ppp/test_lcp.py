@@ -151,7 +151,11 @@ class TestJudgeRequest:
         answer = reply_to(lcp, *options)
         assert answer == CpPacket(CpCode.CONFIGURE_ACK, 0x42, emit_options(options))
         assert (lcp.his.mru, lcp.his.accm, lcp.his.magic, lcp.his.pfc, lcp.his.acfc) == (
-            1400, 0x000A0000, PEER_MAGIC, True, True,
+            1400,
+            0x000A0000,
+            PEER_MAGIC,
+            True,
+            True,
         )
 
     def test_mru_below_minimum_naked_with_minimum(self) -> None:
@@ -430,9 +434,7 @@ class TestEcho:
         lcp = make()
         open_link(lcp)
         lcp.fsm.receive(packet(CpCode.ECHO_REQUEST, 0x31, PEER_MAGIC.to_bytes(4, "big") + b"ping"), 1.0)
-        assert lcp.fsm.drain_packets() == [
-            CpPacket(CpCode.ECHO_REPLY, 0x31, OUR_MAGIC.to_bytes(4, "big") + b"ping")
-        ]
+        assert lcp.fsm.drain_packets() == [CpPacket(CpCode.ECHO_REPLY, 0x31, OUR_MAGIC.to_bytes(4, "big") + b"ping")]
 
     def test_req_sent_echo_request_not_answered(self) -> None:
         lcp = make()

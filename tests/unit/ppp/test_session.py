@@ -696,8 +696,9 @@ class TestClose:
         assert session.bytes_to_send() == b""
         assert session.next_deadline() is None
 
-    @pytest.mark.parametrize("cp_config", [CpConfig(silent=True), CpConfig(passive=True, max_configure=1)],
-                             ids=["silent", "passive"])
+    @pytest.mark.parametrize(
+        "cp_config", [CpConfig(silent=True), CpConfig(passive=True, max_configure=1)], ids=["silent", "passive"]
+    )
     def test_stopped_close_ends_dead_with_link_terminated(self, cp_config: CpConfig) -> None:
         session = make(cp_config=cp_config)
         session.open(0.0)

@@ -134,8 +134,16 @@ class TestPppHeader:
             ("ff030020", DropReason.BAD_VALUE),  # low octet even
             ("0220", DropReason.BAD_VALUE),
         ],
-        ids=["empty", "address-only", "bad-control", "no-protocol", "half-protocol", "acfc-half-protocol",
-             "even-protocol", "acfc-even-protocol"],
+        ids=[
+            "empty",
+            "address-only",
+            "bad-control",
+            "no-protocol",
+            "half-protocol",
+            "acfc-half-protocol",
+            "even-protocol",
+            "acfc-even-protocol",
+        ],
     )
     def test_decode_frame_malformed(self, frame: str, reason: DropReason) -> None:
         assert drop_reason(decode_frame, bytes.fromhex(frame)) == reason
