@@ -1,0 +1,904 @@
+"""One TCP connection (RFC 9293 §3.10): the transmission control block and its state machine.
+
+Sans-I/O: :meth:`TcpConnection.segment_arrives` takes a parsed segment and ``now``;
+:meth:`take_segments` hands back what to send; :meth:`next_deadline` / :meth:`on_timer` run
+the retransmission, delayed-ACK, persist, keep-alive and TIME-WAIT timers.  Sequence numbers
+are absolute inside (see :mod:`wipstack.tcp.seq`); wire values are unwrapped once per segment.
+
+Sending follows RFC 5681 (slow start, congestion avoidance), RFC 6582 (NewReno fast
+recovery) or, with SACK, RFC 6675-style recovery driven by :class:`Scoreboard`; timers
+follow RFC 6298.  Receiving reassembles out-of-order data with the bounded assembler and
+reports it back with SACK blocks (RFC 2018).  RFC 7323 window scaling, timestamps and PAWS;
+RFC 5961 challenge ACKs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from wipstack.accel import ASSEMBLER_FULL, Assembler
+from wipstack.errors import DropCounters, DropReason, LocalProtocolError
+from wipstack.tcp.config import TcpConfig
+from wipstack.tcp.events import (
+    Closed,
+    Connected,
+    ConnectionFailed,
+    DataAvailable,
+    PeerClosed,
+    SendSpace,
+    TcpEvent,
+)
+from wipstack.tcp.rtt import RttEstimator
+from wipstack.tcp.scoreboard import Scoreboard
+from wipstack.tcp.seq import MASK, unwrap
+from wipstack.tcp.state import RECEIVING, SENDING, SYNCHRONIZED, TcpState
+from wipstack.wire.tcp import TcpFlags, TcpOptions, TcpRepr
+
+S = TcpState
+Endpoint = tuple[bytes, int]
+Outgoing = tuple[TcpRepr, bytes]
+
+_ACK = TcpFlags.ACK
+_SYN = TcpFlags.SYN
+_FIN = TcpFlags.FIN
+_RST = TcpFlags.RST
+_PSH = TcpFlags.PSH
+TS_OPTION_LEN = 12  # NOP NOP TS(10)
+MAX_WINDOW_SCALE = 14  # RFC 7323 §2.3
+
+
+def window_scale_for(buffer: int) -> int:
+    """The smallest shift that lets ``buffer`` octets be offered in the 16-bit window field."""
+    shift = 0
+    while (buffer >> shift) > 0xFFFF and shift < MAX_WINDOW_SCALE:
+        shift += 1
+    return shift
+
+
+class TcpConnection:
+    """A TCB and its state machine (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: TcpConfig,
+        local: Endpoint,
+        remote: Endpoint,
+        *,
+        iss: int,
+        mss: int,
+        ts_offset: int,
+        now: float,
+    ) -> None:
+        self.config = config
+        self.local = local
+        self.remote = remote
+        self.state = S.CLOSED
+        self.nagle = config.nagle
+        self.drops = DropCounters()
+        self.error: ConnectionFailed | None = None
+        self._events: deque[TcpEvent] = deque()
+        self._out: list[Outgoing] = []
+        # ---- send side (absolute sequence numbers) ----
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss
+        self.snd_wnd = 0
+        self.max_snd_wnd = 0
+        self._snd_wl1 = 0
+        self._snd_wl2 = 0
+        self._snd_wscale = 0
+        self._sbuf = bytearray()
+        self._sbuf_seq = iss + 1  # sequence number of _sbuf[0] (the first data octet follows the SYN)
+        self._fin_queued = False
+        self._send_blocked = False
+        self.our_mss = mss  # what we announce (from the interface MTU)
+        self.peer_mss = config.default_mss
+        self.cwnd = 0
+        self.ssthresh = 1 << 30
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = iss
+        self._high_rxt = iss
+        self.scoreboard = Scoreboard()
+        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
+        self._rtt_seq: int | None = None  # timed segment (no timestamps): Karn's rule
+        self._rtt_time = 0.0
+        self._retries = 0
+        self._first_unacked_at: float | None = None
+        # ---- receive side ----
+        self.irs = 0
+        self.rcv_nxt = 0
+        self._rbuf = bytearray()
+        self._ooo = Assembler(config.receive_buffer, config.max_out_of_order_ranges)  # offset 0 = RCV.NXT
+        self._fin_rcvd_seq: int | None = None
+        self._rcv_wscale = window_scale_for(config.receive_buffer) if config.window_scaling else 0
+        self._rcv_adv = 0  # right edge we advertised (the window never shrinks, RFC 9293 §3.8.6)
+        self._unacked_segments = 0
+        self._ack_now = False
+        self._last_sacked: tuple[int, int] | None = None
+        # ---- options negotiated ----
+        self.ts_enabled = False
+        self.sack_enabled = False
+        self.wscale_enabled = False
+        self._ts_offset = ts_offset
+        self._ts_recent = 0
+        self._last_ack_sent = 0
+        # ---- timers (absolute deadlines) ----
+        self._rto_at: float | None = None
+        self._dack_at: float | None = None
+        self._persist_at: float | None = None
+        self._persist_backoff = 0
+        self._keepalive_at: float | None = None
+        self._keepalive_probes = 0
+        self._time_wait_at: float | None = None
+        self._connect_deadline: float | None = None
+        self._last_rcv = now
+        self._user_closed = False
+        self._challenge_window = (0, 0)
+        self._ts_now_cached = 0
+        self._ts_now(now)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def mss(self) -> int:
+        """Payload octets per segment (options we always send subtracted)."""
+        mss = min(self.peer_mss, self.our_mss)
+        return max(1, mss - (TS_OPTION_LEN if self.ts_enabled else 0))
+
+    @property
+    def readable(self) -> int:
+        """In-order octets waiting for :meth:`recv`."""
+        return len(self._rbuf)
+
+    @property
+    def send_space(self) -> int:
+        """Octets :meth:`send` would accept now."""
+        if self.state not in SENDING or self._fin_queued:
+            return 0
+        return max(0, self.config.send_buffer - len(self._sbuf))
+
+    @property
+    def unsent(self) -> int:
+        """Octets accepted by :meth:`send` and not yet acknowledged."""
+        return len(self._sbuf)
+
+    @property
+    def is_closed(self) -> bool:
+        """CLOSED: the layer may forget this connection."""
+        return self.state == S.CLOSED
+
+    # ------------------------------------------------------------------ user calls
+    def open_active(self, now: float) -> None:
+        """Active OPEN: send SYN (RFC 9293 §3.10.1)."""
+        if self.state != S.CLOSED:
+            raise LocalProtocolError(f"connect() in state {self.state}")
+        self.state = S.SYN_SENT
+        self._connect_deadline = now + self.config.connect_timeout
+        self._send_syn(now, ack=False)
+
+    def open_passive(self, syn: TcpRepr, now: float) -> None:
+        """A listener's SYN (RFC 9293 §3.10.7.2): enter SYN-RECEIVED and answer SYN,ACK."""
+        self.state = S.SYN_RECEIVED
+        self._take_syn(syn)
+        self._connect_deadline = now + self.config.connect_timeout
+        self._send_syn(now, ack=True)
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue data; returns how many octets were accepted (0 when the buffer is full)."""
+        if self.state not in SENDING and self.state not in (S.SYN_SENT, S.SYN_RECEIVED):
+            raise LocalProtocolError(f"send() in state {self.state}")
+        if self._fin_queued:
+            raise LocalProtocolError("send() after shutdown")
+        room = self.config.send_buffer - len(self._sbuf)
+        n = min(room, len(data))
+        if n < len(data):
+            self._send_blocked = True
+        if n > 0:
+            self._sbuf += memoryview(data)[:n]
+        return n
+
+    def recv(self, n: int = -1) -> bytes:
+        """Take up to ``n`` in-order octets (all when negative); may open the window."""
+        if n < 0 or n >= len(self._rbuf):
+            data = bytes(self._rbuf)
+            self._rbuf.clear()
+        else:
+            data = bytes(self._rbuf[:n])
+            del self._rbuf[:n]
+        grown = self._window() - (self._rcv_adv - self.rcv_nxt)
+        if data and self.state in RECEIVING and grown >= min(self.config.receive_buffer // 2, 2 * self.mss):
+            self._ack_now = True  # RFC 9293 §3.8.6.2.2: announce a window that grew usefully
+        return data
+
+    def shutdown(self, now: float) -> None:
+        """CLOSE for the sending direction: FIN after the queued data (half-close)."""
+        if self.state in (S.SYN_SENT, S.CLOSED):
+            self._enter_closed()
+            return
+        if self._fin_queued:
+            return
+        self._fin_queued = True
+        if self.state in (S.SYN_RECEIVED, S.ESTABLISHED):
+            self.state = S.FIN_WAIT_1
+        elif self.state == S.CLOSE_WAIT:
+            self.state = S.LAST_ACK
+
+    def close(self, now: float) -> None:
+        """CLOSE: FIN after the queued data; unread or later data resets (RFC 2525 §2.17)."""
+        self._user_closed = True
+        if self._rbuf:
+            self.abort(now)
+            return
+        self.shutdown(now)
+
+    def abort(self, now: float) -> None:
+        """ABORT: send RST (in synchronized states) and forget everything (RFC 9293 §3.10.5)."""
+        if self.state in SYNCHRONIZED or self.state == S.SYN_RECEIVED:
+            self._emit(self.snd_max, 0, _RST, b"", window=0)
+        self.fail("ECONNABORTED", "connection aborted")
+
+    # ------------------------------------------------------------------ outputs
+    def take_segments(self, now: float) -> list[Outgoing]:
+        """Everything due to be sent now (data, retransmissions, ACKs, FIN)."""
+        self._ts_now(now)
+        if self.state in SYNCHRONIZED or self.state == S.SYN_RECEIVED:
+            self._output(now)
+        out, self._out = self._out, []
+        return out
+
+    def next_event(self) -> TcpEvent | None:
+        """The next event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        """The earliest timer."""
+        deadlines = [
+            d
+            for d in (self._rto_at, self._dack_at, self._persist_at, self._keepalive_at, self._time_wait_at)
+            if d is not None
+        ]
+        if self._ack_now or (self._out and self.state != S.CLOSED):
+            deadlines.append(0.0)
+        return min(deadlines) if deadlines else None
+
+    # ------------------------------------------------------------------ timers
+    def on_timer(self, now: float) -> None:
+        """Run the timers that are due."""
+        self._ts_now(now)
+        if self._time_wait_at is not None and now >= self._time_wait_at:
+            self._time_wait_at = None
+            self._enter_closed()
+            return
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            self.fail("ETIMEDOUT", "connection timed out (no answer to SYN)")
+            return
+        if self._rto_at is not None and now >= self._rto_at:
+            self._retransmit_timeout(now)
+        if self._persist_at is not None and now >= self._persist_at:
+            self._persist_probe(now)
+        if self._keepalive_at is not None and now >= self._keepalive_at:
+            self._keepalive_probe(now)
+        if self._dack_at is not None and now >= self._dack_at:
+            self._dack_at = None
+            self._ack_now = True
+
+    def _retransmit_timeout(self, now: float) -> None:
+        """RFC 6298 §5.4-5.7: back off, collapse cwnd, go back to SND.UNA."""
+        self._rto_at = None
+        self._retries += 1
+        limit = self.config.syn_retries if self.state in (S.SYN_SENT, S.SYN_RECEIVED) else self.config.data_retries
+        timed_out = self._retries > limit or (
+            self.config.data_timeout > 0
+            and self._first_unacked_at is not None
+            and now - self._first_unacked_at > self.config.data_timeout
+        )
+        if timed_out:
+            self.fail("ETIMEDOUT", "connection timed out (retransmissions unanswered)")
+            return
+        self.rtt.back_off()
+        self._rtt_seq = None  # Karn: never time a retransmitted segment
+        if self.state in (S.SYN_SENT, S.SYN_RECEIVED):
+            self._send_syn(now, ack=self.state == S.SYN_RECEIVED)
+            return
+        flight = self.snd_max - self.snd_una
+        self.ssthresh = max(flight // 2, 2 * self.mss)  # RFC 5681 (4)
+        self.cwnd = self.mss  # loss window
+        self._in_recovery = False
+        self._dupacks = 0
+        self._recover = self.snd_max
+        self.snd_nxt = self.snd_una  # go back to the first unacknowledged octet; SACKed ones are skipped
+        self._output(now)
+
+    def _persist_probe(self, now: float) -> None:
+        """Zero-window probe: an out-of-window ACK that makes the peer tell its window (never spins)."""
+        self._persist_at = None
+        if self.snd_wnd > 0 or not self._has_unsent():
+            return
+        self._emit(self.snd_una - 1, self.rcv_nxt, _ACK, b"")
+        self._persist_backoff += 1
+        interval = min(self.config.persist_max, self.rtt.rto * (1 << min(self._persist_backoff, 16)))
+        self._persist_at = now + interval
+
+    def _keepalive_probe(self, now: float) -> None:
+        self._keepalive_at = None
+        if not self.config.keepalive or self.state not in SYNCHRONIZED:
+            return
+        if self._keepalive_probes >= self.config.keepalive_count:
+            self.fail("ETIMEDOUT", "connection timed out (keep-alive unanswered)")
+            return
+        self._keepalive_probes += 1
+        self._emit(self.snd_una - 1, self.rcv_nxt, _ACK, b"")  # RFC 1122 §4.2.3.6
+        self._keepalive_at = now + self.config.keepalive_interval
+
+    # ------------------------------------------------------------------ input
+    def segment_arrives(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
+        """RFC 9293 §3.10.7: SEGMENT ARRIVES (states other than CLOSED and LISTEN)."""
+        self._ts_now(now)
+        self._last_rcv = now
+        if self.config.keepalive and self.state in SYNCHRONIZED:
+            self._keepalive_probes = 0
+            self._keepalive_at = now + self.config.keepalive_idle
+        if self.state == S.SYN_SENT:
+            self._syn_sent_arrives(seg, now)
+            return
+        if self.state == S.CLOSED:
+            return
+        flags = seg.flags
+        seq = unwrap(seg.seq, self.rcv_nxt)
+        seg_len = len(payload) + (1 if flags & _SYN else 0) + (1 if flags & _FIN else 0)
+        ts = seg.options.timestamps if self.ts_enabled else None
+        # RFC 7323 §5.3 PAWS: an old timestamp means an old duplicate
+        if ts is not None and not flags & _RST and ((ts[0] - self._ts_recent) & MASK) >= (1 << 31):
+            self.drops.count(DropReason.BAD_VALUE)
+            self._ack_now = True
+            return
+        # first: is the sequence number acceptable? (RFC 9293 §3.10.7.4)
+        if not self._acceptable(seq, seg_len):
+            if flags & _RST:
+                self.drops.count(DropReason.NOT_ALLOWED_IN_STATE)
+                return
+            self.drops.count(DropReason.BAD_VALUE)
+            self._ack_now = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            return
+        if ts is not None and seq <= self._last_ack_sent < seq + max(seg_len, 1):
+            self._ts_recent = ts[0]  # RFC 7323 §4.3
+        # second: RST (RFC 5961 §3.2: only the exact next sequence number resets)
+        if flags & _RST:
+            if seq == self.rcv_nxt:
+                self._peer_reset()
+            else:
+                self._challenge_ack(now)
+            return
+        # fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop
+        if flags & _SYN:
+            if self.state == S.SYN_RECEIVED:
+                self.fail("ECONNRESET", "connection reset (SYN in SYN-RECEIVED)")  # RFC 9293 §3.10.7.4
+                return
+            self._challenge_ack(now)
+            return
+        # fifth: ACK
+        if not flags & _ACK:
+            self.drops.count(DropReason.BAD_VALUE)
+            return
+        if not self._process_ack(seg, now):
+            return
+        # seventh: segment text
+        if payload and self.state in RECEIVING:
+            if self._user_closed:
+                self._emit(self.snd_max, 0, _RST, b"", window=0)  # RFC 9293 §3.10.7.4 / RFC 2525 §2.17
+                self.fail("ECONNABORTED", "data arrived after close")
+                return
+            self._receive_data(seq, payload)
+        # eighth: FIN
+        if flags & _FIN:
+            self._fin_rcvd_seq = seq + len(payload)
+        if self._fin_rcvd_seq is not None and self._fin_rcvd_seq == self.rcv_nxt:
+            self._receive_fin(now)
+
+    def _acceptable(self, seq: int, seg_len: int) -> bool:
+        """RFC 9293 §3.10.7.4, the four cases of segment acceptability."""
+        wnd = max(self._rcv_adv - self.rcv_nxt, 0)
+        if seg_len == 0:
+            if wnd == 0:
+                return seq == self.rcv_nxt
+            return self.rcv_nxt <= seq < self.rcv_nxt + wnd
+        if wnd == 0:
+            return False
+        return self.rcv_nxt <= seq < self.rcv_nxt + wnd or self.rcv_nxt <= seq + seg_len - 1 < self.rcv_nxt + wnd
+
+    def _syn_sent_arrives(self, seg: TcpRepr, now: float) -> None:
+        """RFC 9293 §3.10.7.3."""
+        flags = seg.flags
+        if flags & _ACK:
+            ack = unwrap(seg.ack, self.snd_max)
+            if not self.iss < ack <= self.snd_max:
+                if not flags & _RST:
+                    self._emit_raw(seg.ack, 0, _RST)  # <SEQ=SEG.ACK><CTL=RST>
+                return
+            if flags & _RST:
+                self.fail("ECONNREFUSED", "connection refused")
+                return
+        elif flags & _RST:
+            return
+        if not flags & _SYN:
+            return
+        self._take_syn(seg)
+        if flags & _ACK:
+            self._process_syn_ack(seg, now)
+            self.state = S.ESTABLISHED
+            self._connect_deadline = None
+            self._events.append(Connected())
+            self._ack_now = True
+            self._output(now)
+        else:
+            self.state = S.SYN_RECEIVED  # simultaneous open
+            self.snd_nxt = self.iss
+            self._send_syn(now, ack=True)
+
+    def _take_syn(self, seg: TcpRepr) -> None:
+        """Record the peer's ISN and options from its SYN."""
+        self.irs = seg.seq
+        self.rcv_nxt = seg.seq + 1
+        options = seg.options
+        if options.mss:
+            self.peer_mss = max(64, options.mss)
+        if self.config.window_scaling and options.window_scale is not None:
+            self.wscale_enabled = True
+            self._snd_wscale = min(options.window_scale, MAX_WINDOW_SCALE)  # RFC 7323 §2.3
+        else:
+            self._rcv_wscale = 0
+        if self.config.timestamps and options.timestamps is not None:
+            self.ts_enabled = True
+            self._ts_recent = options.timestamps[0]
+        self.sack_enabled = self.config.sack and options.sack_permitted
+        self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 §2.2)
+        self.max_snd_wnd = self.snd_wnd
+        self._snd_wl1 = seg.seq
+        self._snd_wl2 = seg.ack
+
+    def _process_syn_ack(self, seg: TcpRepr, now: float) -> None:
+        ack = unwrap(seg.ack, self.snd_max)
+        self.snd_una = ack
+        self._sbuf_seq = self.iss + 1
+        self.cwnd = self.config.initial_window * self.mss
+        self._rto_at = None
+        self._retries = 0
+        self._sample_rtt(seg, ack, now)
+
+    def _process_ack(self, seg: TcpRepr, now: float) -> bool:
+        """RFC 9293 §3.10.7.4 fifth step with RFC 5961 §5; False when processing must stop."""
+        ack = unwrap(seg.ack, self.snd_max)
+        if self.state == S.SYN_RECEIVED:
+            if not self.snd_una < ack <= self.snd_max:
+                self._emit_raw(seg.ack, 0, _RST)
+                return False
+            self.state = S.ESTABLISHED
+            self._connect_deadline = None
+            self.snd_una = ack
+            self._sbuf_seq = self.iss + 1
+            self.cwnd = self.config.initial_window * self.mss
+            self._retries = 0
+            self._rto_at = None
+            self._sample_rtt(seg, ack, now)
+            self.snd_wnd = seg.window << self._snd_wscale
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self._snd_wl1, self._snd_wl2 = unwrap(seg.seq, self.rcv_nxt), ack
+            self._events.append(Connected())
+            if self._fin_queued:
+                self.state = S.FIN_WAIT_1
+        if ack > self.snd_max:
+            self._ack_now = True  # RFC 5961 §5.2: acks something not yet sent
+            return False
+        if ack < self.snd_una - self.max_snd_wnd:
+            self._challenge_ack(now)  # RFC 5961 §5.2: too old to be a valid duplicate
+            return False
+        seq = unwrap(seg.seq, self.rcv_nxt)
+        window = seg.window << self._snd_wscale
+        sack_news = False
+        if self.sack_enabled and seg.options.sack_blocks:
+            sack_news = self._take_sack_blocks(seg.options.sack_blocks, ack)
+        if ack > self.snd_una:
+            self._new_ack(ack, seg, now)
+        elif ack == self.snd_una and self.snd_max > self.snd_una:
+            is_dup = not seg.flags & (_SYN | _FIN) and window == self.snd_wnd
+            if is_dup or sack_news:
+                self._duplicate_ack(now, sack_news)
+        # window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 guard against old segments)
+        if self._snd_wl1 < seq or (self._snd_wl1 == seq and self._snd_wl2 <= ack):
+            self.snd_wnd = window
+            self.max_snd_wnd = max(self.max_snd_wnd, window)
+            self._snd_wl1, self._snd_wl2 = seq, ack
+            if window > 0:
+                self._persist_at = None
+                self._persist_backoff = 0
+        fin_acked = self._fin_queued and self.snd_una == self._fin_seq() + 1
+        if self.state == S.FIN_WAIT_1 and fin_acked:
+            self.state = S.FIN_WAIT_2
+        elif self.state == S.CLOSING and fin_acked:
+            self._enter_time_wait(now)
+            return False
+        elif self.state == S.LAST_ACK and fin_acked:
+            self._enter_closed()
+            return False
+        elif self.state == S.TIME_WAIT:
+            if seg.flags & _FIN:
+                self._ack_now = True
+                self._time_wait_at = now + self.config.time_wait  # RFC 9293: restart the 2 MSL timeout
+            return False
+        return True
+
+    def _new_ack(self, ack: int, seg: TcpRepr, now: float) -> None:
+        acked = ack - self.snd_una
+        self._sample_rtt(seg, ack, now)
+        data_end = self._sbuf_seq + len(self._sbuf)
+        drop = min(ack, data_end) - self._sbuf_seq
+        if drop > 0:
+            del self._sbuf[:drop]
+            self._sbuf_seq += drop
+        self.snd_una = ack
+        if self.snd_nxt < ack:
+            self.snd_nxt = ack
+        self.scoreboard.advance(ack)
+        self._retries = 0
+        self._dupacks = 0
+        self._first_unacked_at = now if self.snd_max > ack else None
+        mss = self.mss
+        if self._in_recovery:
+            if ack >= self._recover:
+                self._in_recovery = False  # RFC 6582 §3.2 step 3: full acknowledgment
+                self.cwnd = min(self.ssthresh, max(self.snd_max - ack, 0) + mss)
+            else:
+                # partial acknowledgment: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
+                self.cwnd = max(self.cwnd - acked + mss, mss)
+                if not self.sack_enabled:
+                    self._retransmit_first(now)
+        elif self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, mss)  # slow start (RFC 5681 (2), with ABC L=1)
+        else:
+            self.cwnd += max(1, mss * mss // self.cwnd)  # congestion avoidance (RFC 5681 (3))
+        self._rto_at = now + self.rtt.rto if self.snd_max > ack else None  # RFC 6298 §5.3
+        if self._send_blocked and self.send_space >= self.config.send_buffer // 2:
+            self._send_blocked = False
+            self._events.append(SendSpace())
+
+    def _duplicate_ack(self, now: float, sack_news: bool) -> None:
+        self._dupacks += 1
+        mss = self.mss
+        if self._in_recovery:
+            if not self.sack_enabled:
+                self.cwnd += mss  # RFC 6582 §3.2 step 5: inflate
+            return
+        lost_by_sack = self.sack_enabled and self.scoreboard.sacked_bytes >= 3 * mss
+        if (self._dupacks >= 3 or lost_by_sack) and self.snd_una >= self._recover:
+            # RFC 5681 §3.2 / RFC 6582: fast retransmit and enter fast recovery
+            flight = self.snd_max - self.snd_una
+            self.ssthresh = max(flight // 2, 2 * mss)
+            self.cwnd = self.ssthresh if self.sack_enabled else self.ssthresh + 3 * mss
+            self._recover = self.snd_max
+            self._in_recovery = True
+            self._high_rxt = self.snd_una
+            self._retransmit_first(now)
+
+    def _take_sack_blocks(self, blocks: tuple[tuple[int, int], ...], ack: int) -> bool:
+        news = False
+        for left, right in blocks:
+            start, end = unwrap(left, ack), unwrap(right, ack)
+            if ack < start < end <= self.snd_max:  # RFC 2018: only blocks above the ACK mean anything
+                news |= self.scoreboard.add(start, end)
+        return news
+
+    def _sample_rtt(self, seg: TcpRepr, ack: int, now: float) -> None:
+        ts = seg.options.timestamps if self.ts_enabled else None
+        if ts is not None and ts[1]:
+            elapsed_ms = (self._ts_now(now) - ts[1]) & MASK
+            if elapsed_ms < (1 << 31):
+                self.rtt.sample(elapsed_ms / 1000.0)  # RFC 7323 §4 RTTM
+            return
+        if self._rtt_seq is not None and ack > self._rtt_seq:
+            self.rtt.sample(now - self._rtt_time)
+            self._rtt_seq = None
+
+    def _receive_data(self, seq: int, payload: memoryview) -> None:
+        """Seventh step: in-order data to the buffer, out-of-order data to the assembler.
+
+        The assembler's offset 0 is always RCV.NXT: reading from it shifts the rest down.
+        """
+        start = seq
+        data = payload
+        if start < self.rcv_nxt:  # trim what we already have
+            data = data[self.rcv_nxt - start :]
+            start = self.rcv_nxt
+        right = max(self._rcv_adv, self.rcv_nxt)
+        if start + len(data) > right:
+            data = data[: max(0, right - start)]  # beyond the window we offered
+        if not data:
+            self._ack_now = True
+            return
+        if start == self.rcv_nxt and self._ooo.is_empty():
+            self._rbuf += data
+            self.rcv_nxt += len(data)
+            self._unacked_segments += 1
+            if self._unacked_segments >= 2 or len(data) < self.mss // 2:
+                self._ack_now = True  # RFC 5681 §4.2: at least every second full-sized segment
+            elif self._dack_at is None:
+                self._dack_at = self._last_rcv + self.config.delayed_ack
+        else:
+            if self._ooo.add(start - self.rcv_nxt, data) == ASSEMBLER_FULL:
+                self.drops.count(DropReason.QUEUE_FULL)  # too many holes: the peer retransmits
+            elif start > self.rcv_nxt:
+                self._last_sacked = (start, start + len(data))
+            ready = self._ooo.readable()
+            if ready:
+                self._rbuf += self._ooo.read(ready)
+                self.rcv_nxt += ready
+            self._ack_now = True  # RFC 5681 §4.2: out-of-order or hole-filling data is acked at once
+            if not ready:
+                return
+        if not self._events or not isinstance(self._events[-1], DataAvailable):
+            self._events.append(DataAvailable())
+
+    def _receive_fin(self, now: float) -> None:
+        """Eighth step (RFC 9293 §3.10.7.4)."""
+        self._fin_rcvd_seq = None
+        self.rcv_nxt += 1
+        self._ooo.clear()  # nothing can follow a FIN
+        self._ack_now = True
+        self._events.append(PeerClosed())
+        if self.state in (S.SYN_RECEIVED, S.ESTABLISHED):
+            self.state = S.CLOSE_WAIT
+        elif self.state == S.FIN_WAIT_1:
+            if self.snd_una == self._fin_seq() + 1:
+                self._enter_time_wait(now)
+            else:
+                self.state = S.CLOSING
+        elif self.state == S.FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    def _peer_reset(self) -> None:
+        if self.state == S.SYN_RECEIVED:
+            self.fail("ECONNREFUSED", "connection refused")
+        elif self.state in (S.CLOSING, S.LAST_ACK, S.TIME_WAIT):
+            self._enter_closed()
+        else:
+            self.fail("ECONNRESET", "connection reset by peer")
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 §3.2/§4.2/§5.2, rate-limited (§7)."""
+        second, count = self._challenge_window
+        if int(now) != second:
+            second, count = int(now), 0
+        if count < self.config.challenge_ack_limit:
+            count += 1
+            self._ack_now = True
+        self._challenge_window = (second, count)
+
+    # ------------------------------------------------------------------ output
+    def _output(self, now: float) -> None:
+        """Send what the windows allow, then any ACK that is due."""
+        sent_any = False
+        if self.state in SYNCHRONIZED and self.state != S.TIME_WAIT:
+            sent_any = self._send_data(now)
+        if self._ack_now and not sent_any:
+            self._emit(self.snd_nxt if self.snd_nxt <= self.snd_max else self.snd_max, self.rcv_nxt, _ACK, b"")
+        if (
+            self.state in SYNCHRONIZED
+            and self.snd_wnd == 0
+            and self._has_unsent()
+            and self.snd_max == self.snd_una
+            and self._persist_at is None
+        ):
+            self._persist_at = now + self.rtt.rto
+
+    def _has_unsent(self) -> bool:
+        return self.snd_nxt < self._sbuf_seq + len(self._sbuf) or (self._fin_queued and self.snd_nxt <= self._fin_seq())
+
+    def _fin_seq(self) -> int:
+        return self._sbuf_seq + len(self._sbuf)
+
+    def _send_data(self, now: float) -> bool:
+        sent_any = False
+        mss = self.mss
+        data_end = self._sbuf_seq + len(self._sbuf)
+        budget = 256  # segments per call, so a huge window cannot stall the loop
+        while budget > 0:
+            budget -= 1
+            # SACK recovery: holes first (RFC 6675 §5 NextSeg rule 1)
+            if self._in_recovery and self.sack_enabled:
+                highest = self.scoreboard.highest
+                if highest is not None and self._pipe() + mss <= self.cwnd:
+                    hole = self.scoreboard.next_unsacked(max(self._high_rxt, self.snd_una), highest)
+                    if hole is not None:
+                        start, end = hole
+                        end = min(end, start + mss)
+                        self._send_segment(start, end, now, retransmission=True)
+                        self._high_rxt = end
+                        sent_any = True
+                        continue
+            seq = self.snd_nxt
+            if seq < self.snd_max:
+                sacked_end = self.scoreboard.is_sacked(seq)  # after an RTO: skip what the peer holds
+                if sacked_end is not None:
+                    self.snd_nxt = min(sacked_end, self.snd_max)
+                    continue
+            flight = self._pipe() if self._in_recovery and self.sack_enabled else self._flight()
+            window_end = self.snd_una + self.snd_wnd
+            room = min(window_end - seq, self.cwnd - flight)
+            fin_pending = self._fin_queued and seq <= data_end
+            available = data_end - seq
+            if available <= 0:
+                # a FIN alone needs one octet of window (the peer must accept it) and room in cwnd
+                if fin_pending and seq == data_end and window_end > seq and flight < self.cwnd:
+                    self._send_segment(seq, seq, now, fin=True, retransmission=seq < self.snd_max)
+                    sent_any = True
+                break
+            length = min(mss, available, room)
+            if seq < self.snd_max:
+                length = min(length, self.snd_max - seq)  # a retransmission never grows
+            if length <= 0:
+                break
+            if length < mss and seq >= self.snd_max and not self._may_send_small(length, available, flight):
+                break
+            end = seq + length
+            self._send_segment(seq, end, now, fin=fin_pending and end == data_end, retransmission=seq < self.snd_max)
+            sent_any = True
+        return sent_any
+
+    def _may_send_small(self, length: int, available: int, flight: int) -> bool:
+        """RFC 9293 §3.8.6.2.1 sender SWS avoidance with Nagle (§3.7.4)."""
+        if length == available and (not self.nagle or flight == 0 or self._fin_queued):
+            return True
+        return self.max_snd_wnd > 0 and length >= self.max_snd_wnd // 2
+
+    def _flight(self) -> int:
+        return max(0, self.snd_nxt - self.snd_una - self.scoreboard.sacked_between(self.snd_una, self.snd_nxt))
+
+    def _pipe(self) -> int:
+        """RFC 6675 §4 pipe: outstanding octets not SACKed, minus holes we consider lost and have not resent."""
+        highest = self.scoreboard.highest or self.snd_una
+        outstanding = self.snd_max - self.snd_una - self.scoreboard.sacked_bytes
+        lost_unsent = 0
+        start = max(self._high_rxt, self.snd_una)
+        while start < highest:
+            hole = self.scoreboard.next_unsacked(start, highest)
+            if hole is None:
+                break
+            lost_unsent += hole[1] - hole[0]
+            start = hole[1]
+        return max(0, outstanding - lost_unsent)
+
+    def _retransmit_first(self, now: float) -> None:
+        end = min(self.snd_una + self.mss, self._sbuf_seq + len(self._sbuf), self.snd_max)
+        fin = self._fin_queued and self.snd_max == self._fin_seq() + 1 and end == self._fin_seq()
+        if end > self.snd_una or fin:
+            self._send_segment(self.snd_una, end, now, fin=fin, retransmission=True)
+            self._high_rxt = max(self._high_rxt, end)
+
+    def _send_segment(self, start: int, end: int, now: float, *, fin: bool = False, retransmission: bool) -> None:
+        offset = start - self._sbuf_seq
+        payload = bytes(self._sbuf[offset : offset + (end - start)])
+        flags = _ACK | (_PSH if payload and end == self._sbuf_seq + len(self._sbuf) else 0) | (_FIN if fin else 0)
+        self._emit(start, self.rcv_nxt, flags, payload)
+        top = end + (1 if fin else 0)
+        if not retransmission and self._rtt_seq is None and not self.ts_enabled:
+            self._rtt_seq, self._rtt_time = start, now
+        if retransmission:
+            self._rtt_seq = None if self._rtt_seq is not None and self._rtt_seq < top else self._rtt_seq
+        if top > self.snd_nxt:
+            self.snd_nxt = top
+        if top > self.snd_max:
+            self.snd_max = top
+        if self._first_unacked_at is None:
+            self._first_unacked_at = now
+        if self._rto_at is None:
+            self._rto_at = now + self.rtt.rto
+
+    def _send_syn(self, now: float, *, ack: bool) -> None:
+        config = self.config
+        ts = (self._ts_now(now), self._ts_recent if ack else 0) if config.timestamps and (
+            not ack or self.ts_enabled
+        ) else None  # fmt: skip
+        options = TcpOptions(
+            mss=self.our_mss,
+            window_scale=self._rcv_wscale if config.window_scaling and (not ack or self.wscale_enabled) else None,
+            sack_permitted=config.sack and (not ack or self.sack_enabled),
+            timestamps=ts,
+        )
+        window = min(config.receive_buffer, 0xFFFF)  # never scaled in a SYN (RFC 7323 §2.2)
+        flags = _SYN | _ACK if ack else _SYN
+        self._out.append(
+            (
+                TcpRepr(
+                    self.local[1],
+                    self.remote[1],
+                    self.iss & MASK,
+                    self.rcv_nxt & MASK if ack else 0,
+                    flags,
+                    window,
+                    0,
+                    options,
+                ),
+                b"",
+            )  # fmt: skip
+        )
+        self._rcv_adv = self.rcv_nxt + window
+        self.snd_nxt = self.snd_max = self.iss + 1
+        self._rto_at = now + self.rtt.rto
+        if self._rtt_seq is None and self._retries == 0:
+            self._rtt_seq, self._rtt_time = self.iss, now
+
+    def _window(self) -> int:
+        return max(0, self.config.receive_buffer - len(self._rbuf))
+
+    def _emit(self, seq: int, ack: int, flags: TcpFlags, payload: bytes, *, window: int | None = None) -> None:
+        """Queue one segment; every segment but RST carries ACK, our window and options."""
+        if window is None:
+            free = self._window()
+            adv = self._rcv_adv - self.rcv_nxt
+            # receiver SWS avoidance: only move the right edge by a useful amount
+            if free > adv and (free - adv >= min(self.config.receive_buffer // 2, self.mss) or adv <= 0):
+                adv = free
+            adv = max(adv, 0)
+            window = min(adv >> self._rcv_wscale, 0xFFFF)
+            self._rcv_adv = self.rcv_nxt + (window << self._rcv_wscale)
+        options = None
+        ts = (self._ts_now_cached, self._ts_recent) if self.ts_enabled and not flags & _RST else None
+        blocks = self._sack_blocks() if self.sack_enabled and flags & _ACK else ()
+        if ts is not None or blocks:
+            options = TcpOptions(timestamps=ts, sack_blocks=blocks)
+        repr_ = TcpRepr(
+            self.local[1], self.remote[1], seq & MASK, ack & MASK if flags & _ACK else 0, flags, window, 0,
+            options if options is not None else _NO_OPTIONS,
+        )  # fmt: skip
+        self._out.append((repr_, payload))
+        if flags & _ACK:
+            self._last_ack_sent = ack
+            self._ack_now = False
+            self._dack_at = None
+            self._unacked_segments = 0
+
+    def _emit_raw(self, wire_seq: int, wire_ack: int, flags: TcpFlags) -> None:
+        """A bare RST answering a bad segment (RFC 9293 §3.10.7)."""
+        self._out.append((TcpRepr(self.local[1], self.remote[1], wire_seq & MASK, wire_ack & MASK, flags, 0), b""))
+
+    def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
+        """Up to 3 blocks (4 without timestamps), the most recent first (RFC 2018 §4)."""
+        if self._ooo.is_empty():
+            return ()
+        ranges = [(self.rcv_nxt + s, self.rcv_nxt + e) for s, e in self._ooo.ranges()]
+        ranges = [(s, e) for s, e in ranges if s > self.rcv_nxt]
+        limit = 3 if self.ts_enabled else 4
+        first = [r for r in ranges if self._last_sacked is not None and r[0] <= self._last_sacked[0] < r[1]]
+        ordered = first + [r for r in reversed(ranges) if r not in first]
+        return tuple((s & MASK, e & MASK) for s, e in ordered[:limit])
+
+    def _ts_now(self, now: float) -> int:
+        value = (int(now * 1000) + self._ts_offset) & MASK
+        self._ts_now_cached = value
+        return value
+
+    # ------------------------------------------------------------------ endings
+    def _enter_time_wait(self, now: float) -> None:
+        self.state = S.TIME_WAIT
+        self._rto_at = self._persist_at = self._keepalive_at = None
+        self._time_wait_at = now + self.config.time_wait
+        self._ack_now = True
+
+    def _enter_closed(self) -> None:
+        if self.state != S.CLOSED:
+            self.state = S.CLOSED
+            self._rto_at = self._dack_at = self._persist_at = self._keepalive_at = self._time_wait_at = None
+            self._connect_deadline = None
+            self._events.append(Closed())
+
+    def fail(self, errno_name: str, reason: str) -> None:
+        """End the connection with an error (no RST sent: see :meth:`abort`)."""
+        if self.state == S.CLOSED:
+            return
+        self.error = ConnectionFailed(errno_name, reason)
+        self._events.append(self.error)
+        self._sbuf.clear()
+        self._enter_closed()
+
+
+_NO_OPTIONS = TcpOptions()
