@@ -227,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_ppp_arguments(ppp)
     add_tun_command(commands)
     demo = commands.add_parser("demo", help="two wipstack PPP endpoints over a pty pair, end to end")
-    demo.add_argument("--seed", type=int, default=1, help="seed of both endpoints' random sources")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the nodes' random sources")
+    demo.add_argument("--pcap", metavar="FILE", help="capture the four PPP ends to FILE (pcapng)")
     args = parser.parse_args(argv)
     if args.command == "ppp":
         return run_ppp(args)
@@ -235,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_tun(args)
     from wipstack.drivers.demo import run_demo
 
-    return run_demo(seed=args.seed)
+    return run_demo(seed=args.seed, pcap=args.pcap)
 
 
 if __name__ == "__main__":

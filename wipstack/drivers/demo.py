@@ -29,6 +29,7 @@ from typing import TypeVar
 from wipstack.dns import LookupResult
 from wipstack.drivers.link import ByteLink, PtyLink, SerialLink
 from wipstack.drivers.netloop import NetLoop
+from wipstack.drivers.pcap import LinkType, PcapngWriter, PcapTap
 from wipstack.drivers.ports import PppPort
 from wipstack.errors import MalformedPacket
 from wipstack.net import Stack, StackConfig
@@ -57,8 +58,9 @@ WINDOW = 8
 class _Node:
     """One wipstack instance: a stack on its own loop thread."""
 
-    def __init__(self, name: str, seed: int, *, forwarding: bool = False) -> None:
+    def __init__(self, name: str, seed: int, *, forwarding: bool = False, pcap: PcapngWriter | None = None) -> None:
         self.name = name
+        self.pcap = pcap
         self.stack = Stack(random.Random(seed), StackConfig(forwarding=forwarding))
         self.loop = NetLoop(self.stack)
         self.ports: list[PppPort] = []
@@ -67,8 +69,13 @@ class _Node:
         self, config: PppConfig, link: ByteLink, ifname: str, log: Log, seed: int, *, default_route: bool = False
     ) -> PppPort:
         session = PppSession(config, random.Random(seed))
+        tap = (
+            None
+            if self.pcap is None
+            else PcapTap(self.pcap, self.pcap.add_interface(f"{self.name}-{ifname}", LinkType.PPP))
+        )
         port = PppPort(self.stack, session, link, interface_name=ifname, default_route=default_route,
-                       log=lambda line: log(f"{self.name}: {line}"))  # fmt: skip
+                       log=lambda line: log(f"{self.name}: {line}"), tap=tap)  # fmt: skip
         self.loop.add_port(port)
         self.ports.append(port)
         return port
@@ -183,9 +190,15 @@ def _udp_exchange(client: _Node, seed: int, log: Log) -> bool:
     return intact == DATAGRAMS
 
 
-def run_demo(seed: int = 1, log: Log = print) -> int:
-    """Run the demo; returns a process exit code."""
-    return _run(seed, _serialised(log))
+def run_demo(seed: int = 1, log: Log = print, pcap: str | None = None) -> int:
+    """Run the demo; returns a process exit code.  ``pcap``: capture all four PPP ends there."""
+    writer = PcapngWriter.open(pcap) if pcap else None
+    try:
+        return _run(seed, _serialised(log), writer)
+    finally:
+        if writer is not None:
+            writer.close()
+            log(f"capture written: {pcap}")
 
 
 def _serialised(log: Log) -> Log:
@@ -199,15 +212,15 @@ def _serialised(log: Log) -> Log:
     return locked
 
 
-def _run(seed: int, log: Log) -> int:
+def _run(seed: int, log: Log, pcap: PcapngWriter | None) -> int:
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     pty_a = PtyLink(tmp / f"wipstack-demo-a-{os.getpid()}")
     pty_b = PtyLink(tmp / f"wipstack-demo-b-{os.getpid()}")
     log(f"pty A: gateway on the master, client opens {pty_a.path} (pyserial)")
     log(f"pty B: gateway on the master, host opens {pty_b.path} (pyserial)")
-    gateway = _Node("gateway", seed, forwarding=True)
-    client = _Node("client", seed + 1)
-    host = _Node("host", seed + 2)
+    gateway = _Node("gateway", seed, forwarding=True, pcap=pcap)
+    client = _Node("client", seed + 1, pcap=pcap)
+    host = _Node("host", seed + 2, pcap=pcap)
     fast = CpConfig(restart_interval=1.0)
     gw_a = gateway.add_ppp(
         PppConfig(
