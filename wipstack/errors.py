@@ -64,6 +64,10 @@ class DropReason(enum.Enum):
     PORT_UNREACHABLE = "no socket bound to the destination port"
     PROTOCOL_UNREACHABLE = "no handler for the IP protocol"
     RATE_LIMITED = "ICMP error rate limit"
+    # TCP (RFC 9293, RFC 7323, RFC 5961)
+    OUT_OF_WINDOW = "segment outside the receive window"
+    PAWS = "timestamp older than TS.Recent (PAWS)"
+    NO_ACK = "segment without ACK in a synchronized state"
 
 
 class MalformedPacket(RemoteProtocolError):

@@ -12,6 +12,9 @@ CORE = [
     *sorted((ROOT / "wipstack" / "wire").glob("*.py")),
     *sorted((ROOT / "wipstack" / "ppp").glob("*.py")),
     *sorted((ROOT / "wipstack" / "_py").glob("*.py")),
+    *sorted((ROOT / "wipstack" / "net").glob("*.py")),
+    *sorted((ROOT / "wipstack" / "tcp").glob("*.py")),
+    ROOT / "wipstack" / "dns.py",
     ROOT / "wipstack" / "errors.py",
     ROOT / "wipstack" / "rand.py",
 ]

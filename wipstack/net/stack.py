@@ -30,6 +30,8 @@ from wipstack.net.reassembly import Reassembler
 from wipstack.net.routing import RoutingTable
 from wipstack.net.udp import IcmpError, SocketError, UdpSocket, UdpTable
 from wipstack.rand import RandomSource
+from wipstack.tcp.config import TcpConfig
+from wipstack.tcp.layer import TcpLayer
 from wipstack.wire.icmp import IcmpRepr, IcmpType, TimeExceededCode, UnreachableCode
 from wipstack.wire.ipv4 import IpProtocol, Ipv4Repr, address
 from wipstack.wire.udp import UdpRepr
@@ -77,7 +79,9 @@ def describe_icmp_error(error: IcmpRepr, reporter: bytes) -> str:
 class Stack:
     """An IPv4 host with any number of interfaces; a router too when ``config.forwarding``."""
 
-    def __init__(self, rng: RandomSource, config: StackConfig | None = None) -> None:
+    def __init__(
+        self, rng: RandomSource, config: StackConfig | None = None, tcp_config: TcpConfig | None = None
+    ) -> None:
         self.config = config or StackConfig()
         self.rng = rng
         self.interfaces: dict[str, Interface] = {}
@@ -105,6 +109,8 @@ class Stack:
         self._loopback: deque[bytes] = deque()
         #: The DNS stub resolver (RFC 1035) on the stack's own UDP; servers from IPCP or configuration.
         self.dns = DnsClient(self)
+        #: TCP (RFC 9293): listeners, connections and their timers.
+        self.tcp = TcpLayer(self, tcp_config)
 
     # ---------------------------------------------------------------- set-up
     def add_interface(self, interface: Interface, *, connected_routes: bool = True) -> Interface:

@@ -15,6 +15,7 @@ RFC 5961 challenge ACKs.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from wipstack.accel import ASSEMBLER_FULL, Assembler
 from wipstack.errors import DropCounters, DropReason, LocalProtocolError
@@ -70,6 +71,7 @@ class TcpConnection:
         now: float,
     ) -> None:
         self.config = config
+        self.owner: Any = None  # the TcpSocket wrapping this connection, if any
         self.local = local
         self.remote = remote
         self.state = S.CLOSED
@@ -106,6 +108,11 @@ class TcpConnection:
         self._rtt_time = 0.0
         self._retries = 0
         self._first_unacked_at: float | None = None
+        # ---- statistics (like Linux's tcp_info) ----
+        self.segments_sent = 0
+        self.retransmitted_segments = 0
+        self.timeouts = 0
+        self.fast_recoveries = 0
         # ---- receive side ----
         self.irs = 0
         self.rcv_nxt = 0
@@ -287,6 +294,7 @@ class TcpConnection:
         """RFC 6298 §5.4-5.7: back off, collapse cwnd, go back to SND.UNA."""
         self._rto_at = None
         self._retries += 1
+        self.timeouts += 1
         limit = self.config.syn_retries if self.state in (S.SYN_SENT, S.SYN_RECEIVED) else self.config.data_retries
         timed_out = self._retries > limit or (
             self.config.data_timeout > 0
@@ -350,7 +358,7 @@ class TcpConnection:
         ts = seg.options.timestamps if self.ts_enabled else None
         # RFC 7323 §5.3 PAWS: an old timestamp means an old duplicate
         if ts is not None and not flags & _RST and ((ts[0] - self._ts_recent) & MASK) >= (1 << 31):
-            self.drops.count(DropReason.BAD_VALUE)
+            self.drops.count(DropReason.PAWS)
             self._ack_now = True
             return
         # first: is the sequence number acceptable? (RFC 9293 §3.10.7.4)
@@ -358,7 +366,7 @@ class TcpConnection:
             if flags & _RST:
                 self.drops.count(DropReason.NOT_ALLOWED_IN_STATE)
                 return
-            self.drops.count(DropReason.BAD_VALUE)
+            self.drops.count(DropReason.OUT_OF_WINDOW)
             self._ack_now = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
             return
         if ts is not None and seq <= self._last_ack_sent < seq + max(seg_len, 1):
@@ -379,7 +387,7 @@ class TcpConnection:
             return
         # fifth: ACK
         if not flags & _ACK:
-            self.drops.count(DropReason.BAD_VALUE)
+            self.drops.count(DropReason.NO_ACK)
             return
         if not self._process_ack(seg, now):
             return
@@ -577,6 +585,7 @@ class TcpConnection:
             self.cwnd = self.ssthresh if self.sack_enabled else self.ssthresh + 3 * mss
             self._recover = self.snd_max
             self._in_recovery = True
+            self.fast_recoveries += 1
             self._high_rxt = self.snd_una
             self._retransmit_first(now)
 
@@ -779,6 +788,9 @@ class TcpConnection:
         payload = bytes(self._sbuf[offset : offset + (end - start)])
         flags = _ACK | (_PSH if payload and end == self._sbuf_seq + len(self._sbuf) else 0) | (_FIN if fin else 0)
         self._emit(start, self.rcv_nxt, flags, payload)
+        self.segments_sent += 1
+        if retransmission:
+            self.retransmitted_segments += 1
         top = end + (1 if fin else 0)
         if not retransmission and self._rtt_seq is None and not self.ts_enabled:
             self._rtt_seq, self._rtt_time = start, now

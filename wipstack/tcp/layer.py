@@ -206,6 +206,10 @@ class TcpLayer:
                 key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
                 if self._connections.get(key) is conn:
                     del self._connections[key]
+            owner = conn.owner
+            if owner is not None and owner.on_event is not None:
+                while (event := conn.next_event()) is not None:
+                    owner.on_event(owner, event)
             if self.on_events is not None:
                 self.on_events(conn)
 

@@ -1,0 +1,150 @@
+"""The TCP socket API on the core: what the AT frontend, FTP and Python users call.
+
+Sans-I/O and non-blocking: ``send`` accepts what fits in the send buffer (back-pressure, never
+unbounded buffering), ``recv`` returns what has arrived; events (connected, data, peer closed,
+reset, error, closed) come from :meth:`TcpSocket.next_event` or the ``on_event`` callback.
+Every call takes effect at the stack's next flush (the network loop runs it right after).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv4Address
+
+from wipstack.errors import LocalProtocolError
+from wipstack.tcp.connection import TcpConnection
+from wipstack.tcp.events import TcpEvent
+from wipstack.tcp.layer import ANY, TcpLayer, TcpListener
+from wipstack.tcp.state import TcpState
+from wipstack.wire.ipv4 import address
+
+EventCallback = Callable[["TcpSocket", TcpEvent], None]
+
+
+class TcpSocket:
+    """One connection as its user sees it."""
+
+    def __init__(self, layer: TcpLayer, connection: TcpConnection) -> None:
+        self._layer = layer
+        self.connection = connection
+        self.on_event: EventCallback | None = None
+        connection.owner = self
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def connect(cls, layer: TcpLayer, host: str | bytes, port: int, now: float, *, local_port: int = 0) -> TcpSocket:
+        """Active open; ``Connected`` (or ``ConnectionFailed``) follows."""
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} out of 1..65535")
+        conn = layer.connect((address(host), port), now, local_port=local_port)
+        return cls(layer, conn)
+
+    # ---------------------------------------------------------------- state
+    @property
+    def state(self) -> TcpState:
+        """The RFC state of the connection."""
+        return self.connection.state
+
+    @property
+    def local(self) -> tuple[bytes, int]:
+        return self.connection.local
+
+    @property
+    def remote(self) -> tuple[bytes, int]:
+        return self.connection.remote
+
+    @property
+    def readable(self) -> int:
+        """Octets waiting to be read."""
+        return self.connection.readable
+
+    @property
+    def send_space(self) -> int:
+        """Octets ``send`` would accept now."""
+        return self.connection.send_space
+
+    @property
+    def unacknowledged(self) -> int:
+        """Octets sent or queued but not yet acknowledged by the peer."""
+        return self.connection.unsent
+
+    @property
+    def nodelay(self) -> bool:
+        """TCP_NODELAY: Nagle's algorithm off."""
+        return not self.connection.nagle
+
+    @nodelay.setter
+    def nodelay(self, value: bool) -> None:
+        self.connection.nagle = not value
+        self._layer.touch(self.connection)
+
+    # ---------------------------------------------------------------- data
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue data; returns the octets accepted (fewer when the send buffer fills)."""
+        n = self.connection.send(data)
+        self._layer.touch(self.connection)
+        return n
+
+    def recv(self, n: int = -1) -> bytes:
+        """Up to ``n`` octets (all when negative); b"" when nothing is waiting."""
+        data = self.connection.recv(n)
+        if data:
+            self._layer.touch(self.connection)
+        return data
+
+    def next_event(self) -> TcpEvent | None:
+        """The next event (when no ``on_event`` callback is set)."""
+        return self.connection.next_event()
+
+    # ---------------------------------------------------------------- closing
+    def shutdown(self, now: float) -> None:
+        """Half-close: send FIN after the queued data; receiving goes on."""
+        self.connection.shutdown(now)
+        self._layer.touch(self.connection)
+
+    def close(self, now: float) -> None:
+        """Orderly release (RST instead if unread data is thrown away, RFC 2525 §2.17)."""
+        self.connection.close(now)
+        self._layer.touch(self.connection)
+
+    def abort(self, now: float) -> None:
+        """Reset the connection."""
+        self.connection.abort(now)
+        self._layer.touch(self.connection)
+
+    def __repr__(self) -> str:
+        local, remote = self.local, self.remote
+        return (
+            f"<TcpSocket {IPv4Address(local[0])}:{local[1]} -> {IPv4Address(remote[0])}:{remote[1]} "
+            f"{self.state}>"
+        )
+
+
+class TcpServer:
+    """A listening socket: accepted connections come as :class:`TcpSocket`."""
+
+    def __init__(self, layer: TcpLayer, port: int, *, host: str | bytes = ANY, backlog: int | None = None) -> None:
+        self._layer = layer
+        self.listener: TcpListener = layer.listen(port, address(host), backlog)
+        self.on_accept: Callable[[TcpSocket], None] | None = None
+        self.listener.on_connection = self._connected
+
+    def _connected(self, conn: TcpConnection) -> None:
+        if self.on_accept is not None:
+            self.listener.accept_queue.remove(conn)
+            self.on_accept(TcpSocket(self._layer, conn))
+
+    def accept(self) -> TcpSocket | None:
+        """The next established connection, or None."""
+        conn = self.listener.accept()
+        return None if conn is None else TcpSocket(self._layer, conn)
+
+    @property
+    def port(self) -> int:
+        return self.listener.local[1]
+
+    def close(self, now: float) -> None:
+        """Stop listening (pending connections are reset)."""
+        if self.listener.closed:
+            raise LocalProtocolError("server already closed")
+        self.listener.close(now)
