@@ -202,6 +202,8 @@ def run_ppp(args: argparse.Namespace) -> int:
             app.resolve_all()
         if args.ping and not stop and not app.ping(args.ping):
             _log(f"no reply from {args.ping}")
+        if (args.tcp_send or args.tcp_receive) and not stop:
+            app.bulk()
         app.loop.run(lambda: bool(stop) or ended(), args.up_time if args.up_time > 0 else None)
         if not ppp.session.is_dead:
             if stop:

@@ -20,6 +20,7 @@ from wipstack.dns import LookupResult
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.pcap import LinkType, PcapngWriter, PcapTap
 from wipstack.drivers.ports import TunPort
+from wipstack.drivers.services import BulkTransfer, TcpService
 from wipstack.drivers.tun import TunDevice
 from wipstack.net import Interface, Stack, StackConfig
 from wipstack.net.icmp import PingConfig, PingSession
@@ -46,6 +47,12 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--frag-timeout", type=float, default=60.0, help="reassembly timeout, seconds (default 60)")
     group.add_argument("--forward", action="store_true", help="route datagrams between interfaces")
     group.add_argument("--udp-echo", type=int, metavar="PORT", action="append", default=[], help="UDP echo service")
+    group.add_argument("--tcp-echo", type=int, metavar="PORT", action="append", default=[], help="TCP echo service")
+    group.add_argument("--tcp-discard", type=int, metavar="PORT", action="append", default=[], help="TCP discard")
+    group.add_argument("--tcp-chargen", type=int, metavar="PORT", action="append", default=[], help="TCP chargen")
+    group.add_argument("--tcp-send", metavar="HOST:PORT", help="bulk TCP transfer: send --bytes to HOST:PORT")
+    group.add_argument("--tcp-receive", metavar="HOST:PORT", help="bulk TCP transfer: read --bytes from HOST:PORT")
+    group.add_argument("--bytes", type=int, default=10_000_000, help="octets of a bulk transfer (default 10 MB)")
     group.add_argument("--ping", metavar="HOST", help="ping HOST once the link is up and print the results")
     group.add_argument("--count", type=int, default=4, help="echo requests for --ping (default 4)")
     group.add_argument("--interval", type=float, default=1.0, help="seconds between requests (default 1)")
@@ -95,6 +102,7 @@ class NetApp:
         self.pcap = PcapngWriter.open(args.pcap) if getattr(args, "pcap", None) else None
         self.stop_requested: list[str] = []
         self.services: list[UdpSocket] = []
+        self.tcp_services: list[TcpService] = []
         self._previous_handlers: dict[int, object] = {}
         self._previous_wakeup: int | None = None
 
@@ -143,6 +151,41 @@ class NetApp:
             sock.on_datagram = echo
             self.services.append(sock)
             self.log(f"UDP echo service on port {port}")
+        for kind in ("echo", "discard", "chargen"):
+            for port in getattr(self.args, f"tcp_{kind}", []):
+                self.tcp_services.append(TcpService(self.stack, port, kind, log=self.log))
+                self.log(f"TCP {kind} service on port {port}")
+
+    def bulk(self) -> bool:
+        """The ``--tcp-send`` / ``--tcp-receive`` transfer; logs its rate; True on success."""
+        args = self.args
+        target = args.tcp_send or args.tcp_receive
+        host, _, port_text = target.rpartition(":")
+        found = self.lookup(host)
+        if found is None or found.error is not None or not found.addresses:
+            self.log(f"tcp: cannot resolve {host}")
+            return False
+        try:
+            transfer = BulkTransfer(
+                self.stack, str(IPv4Address(found.addresses[0])), int(port_text), args.bytes, time.monotonic(),
+                time.monotonic, receive=args.tcp_receive is not None,
+            )  # fmt: skip
+        except (OSError, ValueError) as exc:
+            self.log(f"tcp: {target}: {exc}")
+            return False
+        self.loop.run(lambda: transfer.done or bool(self.stop_requested), timeout=None)
+        if transfer.error is not None:
+            self.log(f"tcp: {target}: {transfer.error}")
+            return False
+        moved = transfer.received if transfer.receive_mode else transfer.sent
+        conn = transfer.sock.connection
+        self.log(
+            f"tcp: {'received' if transfer.receive_mode else 'sent'} {moved} octets in "
+            f"{(transfer.finished_at or 0) - (transfer.connected_at or 0):.3f} s, "
+            f"{transfer.rate_bps() / 1e6:.1f} Mbit/s, sha256 {transfer.sha256.hexdigest()[:16]}…, "
+            f"retransmitted {conn.retransmitted_segments}, timeouts {conn.timeouts}"
+        )
+        return bool(moved >= args.bytes)
 
     def install_signals(self) -> None:
         """SIGINT/SIGTERM/SIGHUP ask the command to stop; they wake the loop."""
@@ -236,6 +279,8 @@ class NetApp:
         self._previous_handlers.clear()
         for sock in self.services:
             sock.close()
+        for service in self.tcp_services:
+            service.close()
         self.loop.close()
         if self.pcap is not None:
             self.pcap.close()
@@ -266,7 +311,11 @@ def run_tun(args: argparse.Namespace) -> int:
             status = EXIT_FAILED
         if args.ping and not app.ping(args.ping):
             status = EXIT_FAILED
-        if (args.ping or args.resolve) and not args.duration and not args.udp_echo:
+        if (args.tcp_send or args.tcp_receive) and not app.bulk():
+            status = EXIT_FAILED
+        one_shot = args.ping or args.resolve or args.tcp_send or args.tcp_receive
+        serving = args.udp_echo or args.tcp_echo or args.tcp_discard or args.tcp_chargen
+        if one_shot and not args.duration and not serving:
             return status
         app.serve(args.duration if args.duration > 0 else None)
         return status

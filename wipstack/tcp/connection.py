@@ -218,7 +218,7 @@ class TcpConnection:
             self._ack_now = True  # RFC 9293 §3.8.6.2.2: announce a window that grew usefully
         return data
 
-    def shutdown(self, now: float) -> None:
+    def shutdown(self, now: float | None = None) -> None:
         """CLOSE for the sending direction: FIN after the queued data (half-close)."""
         if self.state in (S.SYN_SENT, S.CLOSED):
             self._enter_closed()
@@ -231,7 +231,7 @@ class TcpConnection:
         elif self.state == S.CLOSE_WAIT:
             self.state = S.LAST_ACK
 
-    def close(self, now: float) -> None:
+    def close(self, now: float | None = None) -> None:
         """CLOSE: FIN after the queued data; unread or later data resets (RFC 2525 §2.17)."""
         self._user_closed = True
         if self._rbuf:
@@ -239,7 +239,7 @@ class TcpConnection:
             return
         self.shutdown(now)
 
-    def abort(self, now: float) -> None:
+    def abort(self, now: float | None = None) -> None:
         """ABORT: send RST (in synchronized states) and forget everything (RFC 9293 §3.10.5)."""
         if self.state in SYNCHRONIZED or self.state == S.SYN_RECEIVED:
             self._emit(self.snd_max, 0, _RST, b"", window=0)
@@ -262,7 +262,14 @@ class TcpConnection:
         """The earliest timer."""
         deadlines = [
             d
-            for d in (self._rto_at, self._dack_at, self._persist_at, self._keepalive_at, self._time_wait_at)
+            for d in (
+                self._rto_at,
+                self._dack_at,
+                self._persist_at,
+                self._keepalive_at,
+                self._time_wait_at,
+                self._connect_deadline,
+            )
             if d is not None
         ]
         if self._ack_now or (self._out and self.state != S.CLOSED):
@@ -321,8 +328,8 @@ class TcpConnection:
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe: an out-of-window ACK that makes the peer tell its window (never spins)."""
         self._persist_at = None
-        if self.snd_wnd > 0 or not self._has_unsent():
-            return
+        if not self._has_unsent() or self.snd_max > self.snd_una:
+            return  # nothing blocked, or the retransmission timer is in charge
         self._emit(self.snd_una - 1, self.rcv_nxt, _ACK, b"")
         self._persist_backoff += 1
         interval = min(self.config.persist_max, self.rtt.rto * (1 << min(self._persist_backoff, 16)))
@@ -389,7 +396,7 @@ class TcpConnection:
         if not flags & _ACK:
             self.drops.count(DropReason.NO_ACK)
             return
-        if not self._process_ack(seg, now):
+        if not self._process_ack(seg, now, len(payload)):
             return
         # seventh: segment text
         if payload and self.state in RECEIVING:
@@ -474,7 +481,7 @@ class TcpConnection:
         self._retries = 0
         self._sample_rtt(seg, ack, now)
 
-    def _process_ack(self, seg: TcpRepr, now: float) -> bool:
+    def _process_ack(self, seg: TcpRepr, now: float, data_len: int = 0) -> bool:
         """RFC 9293 §3.10.7.4 fifth step with RFC 5961 §5; False when processing must stop."""
         ack = unwrap(seg.ack, self.snd_max)
         if self.state == S.SYN_RECEIVED:
@@ -509,7 +516,8 @@ class TcpConnection:
         if ack > self.snd_una:
             self._new_ack(ack, seg, now)
         elif ack == self.snd_una and self.snd_max > self.snd_una:
-            is_dup = not seg.flags & (_SYN | _FIN) and window == self.snd_wnd
+            # RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, and leaves the window alone
+            is_dup = not data_len and not seg.flags & (_SYN | _FIN) and window == self.snd_wnd
             if is_dup or sack_news:
                 self._duplicate_ack(now, sack_news)
         # window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 guard against old segments)
@@ -517,9 +525,6 @@ class TcpConnection:
             self.snd_wnd = window
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             self._snd_wl1, self._snd_wl2 = seq, ack
-            if window > 0:
-                self._persist_at = None
-                self._persist_backoff = 0
         fin_acked = self._fin_queued and self.snd_una == self._fin_seq() + 1
         if self.state == S.FIN_WAIT_1 and fin_acked:
             self.state = S.FIN_WAIT_2
@@ -690,14 +695,14 @@ class TcpConnection:
             sent_any = self._send_data(now)
         if self._ack_now and not sent_any:
             self._emit(self.snd_nxt if self.snd_nxt <= self.snd_max else self.snd_max, self.rcv_nxt, _ACK, b"")
-        if (
-            self.state in SYNCHRONIZED
-            and self.snd_wnd == 0
-            and self._has_unsent()
-            and self.snd_max == self.snd_una
-            and self._persist_at is None
-        ):
-            self._persist_at = now + self.rtt.rto
+        if self.state in SYNCHRONIZED and self._rto_at is None and self._persist_at is None:
+            # never without a timer while something waits: outstanding data has the retransmission
+            # timer; data the peer's window (zero, or too small for SWS avoidance) holds back has
+            # the persist timer, whose probes recover a lost window update (RFC 9293 §3.8.6.1)
+            if self.snd_max > self.snd_una:
+                self._rto_at = now + self.rtt.rto
+            elif self._has_unsent():
+                self._persist_at = now + self.rtt.rto
 
     def _has_unsent(self) -> bool:
         return self.snd_nxt < self._sbuf_seq + len(self._sbuf) or (self._fin_queued and self.snd_nxt <= self._fin_seq())
@@ -802,6 +807,8 @@ class TcpConnection:
             self.snd_max = top
         if self._first_unacked_at is None:
             self._first_unacked_at = now
+        self._persist_at = None  # the window let data through: probing is over
+        self._persist_backoff = 0
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
 

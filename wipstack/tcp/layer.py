@@ -48,7 +48,7 @@ class TcpListener:
         """The oldest established connection not yet accepted, or None."""
         return self.accept_queue.popleft() if self.accept_queue else None
 
-    def close(self, now: float) -> None:
+    def close(self, now: float | None = None) -> None:
         """Stop listening; connections not yet accepted are reset."""
         if self.closed:
             return

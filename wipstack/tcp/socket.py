@@ -97,27 +97,24 @@ class TcpSocket:
         return self.connection.next_event()
 
     # ---------------------------------------------------------------- closing
-    def shutdown(self, now: float) -> None:
+    def shutdown(self, now: float | None = None) -> None:
         """Half-close: send FIN after the queued data; receiving goes on."""
-        self.connection.shutdown(now)
+        self.connection.shutdown()
         self._layer.touch(self.connection)
 
-    def close(self, now: float) -> None:
+    def close(self, now: float | None = None) -> None:
         """Orderly release (RST instead if unread data is thrown away, RFC 2525 §2.17)."""
-        self.connection.close(now)
+        self.connection.close()
         self._layer.touch(self.connection)
 
-    def abort(self, now: float) -> None:
+    def abort(self, now: float | None = None) -> None:
         """Reset the connection."""
-        self.connection.abort(now)
+        self.connection.abort()
         self._layer.touch(self.connection)
 
     def __repr__(self) -> str:
         local, remote = self.local, self.remote
-        return (
-            f"<TcpSocket {IPv4Address(local[0])}:{local[1]} -> {IPv4Address(remote[0])}:{remote[1]} "
-            f"{self.state}>"
-        )
+        return f"<TcpSocket {IPv4Address(local[0])}:{local[1]} -> {IPv4Address(remote[0])}:{remote[1]} {self.state}>"
 
 
 class TcpServer:
@@ -143,7 +140,7 @@ class TcpServer:
     def port(self) -> int:
         return self.listener.local[1]
 
-    def close(self, now: float) -> None:
+    def close(self, now: float | None = None) -> None:
         """Stop listening (pending connections are reset)."""
         if self.listener.closed:
             raise LocalProtocolError("server already closed")
