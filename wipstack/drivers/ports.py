@@ -18,6 +18,9 @@ from wipstack.ppp.session import PppSession
 
 Logger = Callable[[str], None]
 
+#: Datagrams handed to the stack as one batch (one TCP ACK per connection per batch, like GRO).
+BATCH = 64
+
 #: Bytes produced by a PPP session and not yet written before we stop reading its line.
 MAX_PENDING_OUTPUT = 1 << 20
 
@@ -41,13 +44,19 @@ class TunPort:
         return []  # a full TUN queue drops (counted by the device), as a NIC would
 
     def on_readable(self, fd: int, now: float) -> None:
+        batch: list[bytes] = []
         for _ in range(READ_BUDGET):
             packet = self.device.read_packet()
             if packet is None:
-                return
+                break
             if self.tap is not None:
                 self.tap(Direction.INBOUND, packet)
-            self.stack.receive(self.interface, packet, now)
+            batch.append(packet)
+            if len(batch) == BATCH:
+                self.stack.receive_batch(self.interface, batch, now)
+                batch = []
+        if batch:
+            self.stack.receive_batch(self.interface, batch, now)
 
     def on_writable(self, fd: int, now: float) -> None:
         pass

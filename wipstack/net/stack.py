@@ -107,6 +107,7 @@ class Stack:
         self._local_addresses: dict[bytes, Interface] = {}
         self._broadcasts: set[bytes] = set()  # directed broadcast addresses of our subnets
         self._loopback: deque[bytes] = deque()
+        self.batching = False  # inside receive_batch: transports defer their answers to its end
         #: The DNS stub resolver (RFC 1035) on the stack's own UDP; servers from IPCP or configuration.
         self.dns = DnsClient(self)
         #: TCP (RFC 9293): listeners, connections and their timers.
@@ -236,6 +237,20 @@ class Stack:
         return True
 
     # ----------------------------------------------------------------- input
+    def receive_batch(self, interface: Interface, packets: list[bytes], now: float) -> None:
+        """Several datagrams read at once: transports answer once for the whole batch.
+
+        Like Linux's GRO, in-order TCP segments of one batch are acknowledged by one ACK that also
+        carries the window the application left after reading them all.
+        """
+        self.batching = True
+        try:
+            for packet in packets:
+                self.receive(interface, packet, now)
+        finally:
+            self.batching = False
+        self.tcp.flush(now)
+
     def receive(self, interface: Interface | str, packet: Buffer, now: float) -> None:
         """One IPv4 datagram that ``interface`` received."""
         iface = self.interfaces[interface] if isinstance(interface, str) else interface

@@ -39,11 +39,13 @@ S = TcpState
 Endpoint = tuple[bytes, int]
 Outgoing = tuple[TcpRepr, bytes]
 
-_ACK = TcpFlags.ACK
-_SYN = TcpFlags.SYN
-_FIN = TcpFlags.FIN
-_RST = TcpFlags.RST
-_PSH = TcpFlags.PSH
+# flags as plain ints on the data path: IntFlag arithmetic costs a new enum object per operation
+_ACK = TcpFlags.ACK.value
+_SYN = TcpFlags.SYN.value
+_FIN = TcpFlags.FIN.value
+_RST = TcpFlags.RST.value
+_PSH = TcpFlags.PSH.value
+_FLAG_OBJECTS = [TcpFlags(i) for i in range(256)]
 TS_OPTION_LEN = 12  # NOP NOP TS(10)
 MAX_WINDOW_SCALE = 14  # RFC 7323 §2.3
 
@@ -169,6 +171,11 @@ class TcpConnection:
     def unsent(self) -> int:
         """Octets accepted by :meth:`send` and not yet acknowledged."""
         return len(self._sbuf)
+
+    @property
+    def has_events(self) -> bool:
+        """Events are waiting for :meth:`next_event`."""
+        return bool(self._events)
 
     @property
     def is_closed(self) -> bool:
@@ -359,7 +366,7 @@ class TcpConnection:
             return
         if self.state == S.CLOSED:
             return
-        flags = seg.flags
+        flags = seg.flags.value
         seq = unwrap(seg.seq, self.rcv_nxt)
         seg_len = len(payload) + (1 if flags & _SYN else 0) + (1 if flags & _FIN else 0)
         ts = seg.options.timestamps if self.ts_enabled else None
@@ -396,7 +403,7 @@ class TcpConnection:
         if not flags & _ACK:
             self.drops.count(DropReason.NO_ACK)
             return
-        if not self._process_ack(seg, now, len(payload)):
+        if not self._process_ack(seg, flags, now, len(payload)):
             return
         # seventh: segment text
         if payload and self.state in RECEIVING:
@@ -424,7 +431,7 @@ class TcpConnection:
 
     def _syn_sent_arrives(self, seg: TcpRepr, now: float) -> None:
         """RFC 9293 §3.10.7.3."""
-        flags = seg.flags
+        flags = seg.flags.value
         if flags & _ACK:
             ack = unwrap(seg.ack, self.snd_max)
             if not self.iss < ack <= self.snd_max:
@@ -481,7 +488,7 @@ class TcpConnection:
         self._retries = 0
         self._sample_rtt(seg, ack, now)
 
-    def _process_ack(self, seg: TcpRepr, now: float, data_len: int = 0) -> bool:
+    def _process_ack(self, seg: TcpRepr, flags: int, now: float, data_len: int = 0) -> bool:
         """RFC 9293 §3.10.7.4 fifth step with RFC 5961 §5; False when processing must stop."""
         ack = unwrap(seg.ack, self.snd_max)
         if self.state == S.SYN_RECEIVED:
@@ -517,7 +524,7 @@ class TcpConnection:
             self._new_ack(ack, seg, now)
         elif ack == self.snd_una and self.snd_max > self.snd_una:
             # RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, and leaves the window alone
-            is_dup = not data_len and not seg.flags & (_SYN | _FIN) and window == self.snd_wnd
+            is_dup = not data_len and not flags & (_SYN | _FIN) and window == self.snd_wnd
             if is_dup or sack_news:
                 self._duplicate_ack(now, sack_news)
         # window update (RFC 9293 §3.10.7.4: SND.WL1/WL2 guard against old segments)
@@ -535,7 +542,7 @@ class TcpConnection:
             self._enter_closed()
             return False
         elif self.state == S.TIME_WAIT:
-            if seg.flags & _FIN:
+            if flags & _FIN:
                 self._ack_now = True
                 self._time_wait_at = now + self.config.time_wait  # RFC 9293: restart the 2 MSL timeout
             return False
@@ -824,7 +831,7 @@ class TcpConnection:
             timestamps=ts,
         )
         window = min(config.receive_buffer, 0xFFFF)  # never scaled in a SYN (RFC 7323 §2.2)
-        flags = _SYN | _ACK if ack else _SYN
+        flags = _FLAG_OBJECTS[_SYN | _ACK if ack else _SYN]
         self._out.append(
             (
                 TcpRepr(
@@ -849,7 +856,7 @@ class TcpConnection:
     def _window(self) -> int:
         return max(0, self.config.receive_buffer - len(self._rbuf))
 
-    def _emit(self, seq: int, ack: int, flags: TcpFlags, payload: bytes, *, window: int | None = None) -> None:
+    def _emit(self, seq: int, ack: int, flags: int, payload: bytes, *, window: int | None = None) -> None:
         """Queue one segment; every segment but RST carries ACK, our window and options."""
         if window is None:
             free = self._window()
@@ -865,8 +872,9 @@ class TcpConnection:
         blocks = self._sack_blocks() if self.sack_enabled and flags & _ACK else ()
         if ts is not None or blocks:
             options = TcpOptions(timestamps=ts, sack_blocks=blocks)
+        wire_ack = ack & MASK if flags & _ACK else 0
         repr_ = TcpRepr(
-            self.local[1], self.remote[1], seq & MASK, ack & MASK if flags & _ACK else 0, flags, window, 0,
+            self.local[1], self.remote[1], seq & MASK, wire_ack, _FLAG_OBJECTS[flags], window, 0,
             options if options is not None else _NO_OPTIONS,
         )  # fmt: skip
         self._out.append((repr_, payload))
@@ -876,9 +884,10 @@ class TcpConnection:
             self._dack_at = None
             self._unacked_segments = 0
 
-    def _emit_raw(self, wire_seq: int, wire_ack: int, flags: TcpFlags) -> None:
+    def _emit_raw(self, wire_seq: int, wire_ack: int, flags: int) -> None:
         """A bare RST answering a bad segment (RFC 9293 §3.10.7)."""
-        self._out.append((TcpRepr(self.local[1], self.remote[1], wire_seq & MASK, wire_ack & MASK, flags, 0), b""))
+        repr_ = TcpRepr(self.local[1], self.remote[1], wire_seq & MASK, wire_ack & MASK, _FLAG_OBJECTS[flags], 0)
+        self._out.append((repr_, b""))
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """Up to 3 blocks (4 without timestamps), the most recent first (RFC 2018 §4)."""

@@ -142,12 +142,14 @@ class TcpLayer:
         if conn is not None:
             conn.segment_arrives(seg, data, now)
             self._dirty.add(conn)
-            self.flush(now)
+            if not self.stack.batching:
+                self.flush(now)
             return True
         listener = self._listeners.get((header.dst, seg.dst_port)) or self._listeners.get((ANY, seg.dst_port))
         if listener is not None and seg.flags & _SYN and not seg.flags & (_ACK | _RST):
             self._passive_open(listener, key, seg, now)
-            self.flush(now)
+            if not self.stack.batching:
+                self.flush(now)
             return True
         self._reset_stranger(header, seg, len(data))
         return False
@@ -189,11 +191,14 @@ class TcpLayer:
         self.flush(now)
 
     def flush(self, now: float) -> None:
-        """Send what dirty connections have queued; settle listeners and closed connections."""
-        while self._dirty:
-            conn = self._dirty.pop()
-            for seg, payload in conn.take_segments(now):
-                self._send(conn, seg, payload)
+        """Settle dirty connections: accept queues, events to their owners, then their segments.
+
+        Events go first so that an application reading in its callback opens the window in the
+        very ACK that answers the segment (one ACK, not two).
+        """
+        dirty = self._dirty
+        while dirty:
+            conn = dirty.pop()
             listener = self._owner.get(conn)
             if listener is not None and conn.state != TcpState.SYN_RECEIVED:
                 del self._owner[conn]
@@ -202,16 +207,22 @@ class TcpLayer:
                     listener.accept_queue.append(conn)
                     if listener.on_connection is not None:
                         listener.on_connection(conn)
-            if conn.is_closed:
-                key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
-                if self._connections.get(key) is conn:
-                    del self._connections[key]
             owner = conn.owner
             if owner is not None and owner.on_event is not None:
                 while (event := conn.next_event()) is not None:
                     owner.on_event(owner, event)
             if self.on_events is not None:
                 self.on_events(conn)
+            dirty.discard(conn)  # what the callbacks asked for goes out with these segments
+            for seg, payload in conn.take_segments(now):
+                self._send(conn, seg, payload)
+            owner = conn.owner
+            if conn.has_events and owner is not None and owner.on_event is not None:
+                dirty.add(conn)  # e.g. an error found while sending: deliver it next round
+            elif conn.is_closed:
+                key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+                if self._connections.get(key) is conn:
+                    del self._connections[key]
 
     # ------------------------------------------------------------------ internals
     def _passive_open(self, listener: TcpListener, key: Key, seg: TcpRepr, now: float) -> None:
