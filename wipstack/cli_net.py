@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 from types import FrameType
 
 from wipstack.dns import LookupResult
+from wipstack.drivers.faults import FaultyTunPort, parse_faults
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.pcap import LinkType, PcapngWriter, PcapTap
 from wipstack.drivers.ports import TunPort
@@ -82,6 +83,13 @@ def add_tun_arguments(parser: argparse.ArgumentParser, *, prefix: str = "") -> N
     group.add_argument(
         f"--{prefix}default-route", dest="tun_default_route", action="store_true", help="default route via the TUN"
     )
+    group.add_argument(
+        f"--{prefix}faults",
+        dest="tun_faults",
+        metavar="SPEC",
+        help="impair the TUN link both ways, e.g. loss=1%%,delay=150ms,rate=80k,reorder=1%%,dup=0.5%%,corrupt=0.1%%",
+    )
+    group.add_argument(f"--{prefix}fault-seed", dest="tun_fault_seed", type=int, help="seed of the fault injector")
 
 
 def stack_config_from_args(args: argparse.Namespace) -> StackConfig:
@@ -135,7 +143,12 @@ class NetApp:
             self.stack.routes.add_default(device.name)
         where = f" (kernel side in netns {args.tun_netns})" if args.tun_netns else ""
         self.log(f"{device.name}: {args.tun_local} peer {args.tun_peer} mtu {args.tun_mtu}{where}")
-        self.loop.add_port(port)
+        if args.tun_faults:
+            faults = parse_faults(args.tun_faults)
+            self.loop.add_port(FaultyTunPort.wrap(port, faults, faults, seed=args.tun_fault_seed))
+            self.log(f"{device.name}: impaired both ways: {faults.describe()}")
+        else:
+            self.loop.add_port(port)
         return port
 
     def start_services(self) -> None:
