@@ -157,7 +157,10 @@ class BulkTransfer:
             data = sock.recv()
             self.received += len(data)
             self.sha256.update(data)
-            if self.received >= self.size and sock.state in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT):
+            if self.received >= self.size and self.finished_at is None:
+                # enough: the transfer is complete; closing a still-streaming connection resets it
+                # (RFC 2525 §2.17), which is ours to do and no error of the transfer
+                self.finished_at = self.clock()
                 sock.close()
             return
         sock.recv()  # a sink may answer; ignore it
@@ -179,8 +182,10 @@ class BulkTransfer:
             self._pump()
         elif isinstance(event, PeerClosed):
             self._pump()
+            if self.receive_mode and self.finished_at is None:
+                self.finished_at = self.clock()  # the peer sent all it had (fewer than size octets)
             sock.close()
-        elif isinstance(event, ConnectionFailed):
+        elif isinstance(event, ConnectionFailed) and self.finished_at is None:
             self.error = f"{event.errno_name}: {event.reason}"
         if self.finished_at is None and (sock.connection.is_closed or self._all_acknowledged()):
             self.finished_at = self.clock()

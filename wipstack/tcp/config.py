@@ -27,6 +27,7 @@ class TcpConfig:
     connect_timeout: float = 75.0  # seconds for an active open to complete
     data_timeout: float = 0.0  # seconds unacknowledged data may wait before failing (0: by data_retries)
     time_wait: float = 60.0  # 2*MSL (RFC 9293 §3.4.2 MSL=2 min; Linux uses 60 s)
+    fin_wait_2_timeout: float = 60.0  # a closed connection waits this long for the peer's FIN
     keepalive: bool = False  # RFC 1122 §4.2.3.6: off by default
     keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0

@@ -125,7 +125,7 @@ class TcpConnection:
         self._rcv_adv = 0  # right edge we advertised (the window never shrinks, RFC 9293 §3.8.6)
         self._unacked_segments = 0
         self._ack_now = False
-        self._last_sacked: tuple[int, int] | None = None
+        self._sack_history: list[int] = []  # starts of recently received out-of-order segments, newest first
         # ---- options negotiated ----
         self.ts_enabled = False
         self.sack_enabled = False
@@ -233,8 +233,8 @@ class TcpConnection:
         if self._fin_queued:
             return
         self._fin_queued = True
-        if self.state in (S.SYN_RECEIVED, S.ESTABLISHED):
-            self.state = S.FIN_WAIT_1
+        if self.state == S.ESTABLISHED:
+            self.state = S.FIN_WAIT_1  # in SYN-RECEIVED the FIN waits for the handshake (RFC 9293 §3.10.4)
         elif self.state == S.CLOSE_WAIT:
             self.state = S.LAST_ACK
 
@@ -248,8 +248,8 @@ class TcpConnection:
 
     def abort(self, now: float | None = None) -> None:
         """ABORT: send RST (in synchronized states) and forget everything (RFC 9293 §3.10.5)."""
-        if self.state in SYNCHRONIZED or self.state == S.SYN_RECEIVED:
-            self._emit(self.snd_max, 0, _RST, b"", window=0)
+        if self.state in (S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT):
+            self._emit(self.snd_max, 0, _RST, b"", window=0)  # RFC 9293 §3.10.5: not in CLOSING/LAST-ACK/TIME-WAIT
         self.fail("ECONNABORTED", "connection aborted")
 
     # ------------------------------------------------------------------ outputs
@@ -307,6 +307,12 @@ class TcpConnection:
     def _retransmit_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.7: back off, collapse cwnd, go back to SND.UNA."""
         self._rto_at = None
+        if self.state in SYNCHRONIZED and self.snd_wnd == 0:
+            # the peer closed its window with data in flight: that is no loss (RFC 9293 §3.8.6.1):
+            # probe the window instead, and resend from SND.UNA once it opens
+            self.snd_nxt = self.snd_una
+            self._persist_probe(now)
+            return
         self._retries += 1
         self.timeouts += 1
         limit = self.config.syn_retries if self.state in (S.SYN_SENT, S.SYN_RECEIVED) else self.config.data_retries
@@ -335,8 +341,10 @@ class TcpConnection:
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe: an out-of-window ACK that makes the peer tell its window (never spins)."""
         self._persist_at = None
-        if not self._has_unsent() or self.snd_max > self.snd_una:
-            return  # nothing blocked, or the retransmission timer is in charge
+        if self.snd_max > self.snd_una and self.snd_wnd > 0:
+            return  # data in flight into an open window: the retransmission timer is in charge
+        if not self._has_unsent() and self.snd_max == self.snd_una:
+            return  # nothing is held back
         self._emit(self.snd_una - 1, self.rcv_nxt, _ACK, b"")
         self._persist_backoff += 1
         interval = min(self.config.persist_max, self.rtt.rto * (1 << min(self._persist_backoff, 16)))
@@ -367,6 +375,11 @@ class TcpConnection:
         if self.state == S.CLOSED:
             return
         flags = seg.flags.value
+        if self.state == S.TIME_WAIT and flags & _FIN and not flags & _RST:
+            # the peer did not get our ACK of its FIN: ACK again and restart 2 MSL (RFC 9293 §3.10.7.4)
+            self._ack_now = True
+            self._time_wait_at = now + self.config.time_wait
+            return
         seq = unwrap(seg.seq, self.rcv_nxt)
         seg_len = len(payload) + (1 if flags & _SYN else 0) + (1 if flags & _FIN else 0)
         ts = seg.options.timestamps if self.ts_enabled else None
@@ -380,6 +393,9 @@ class TcpConnection:
             if flags & _RST:
                 self.drops.count(DropReason.NOT_ALLOWED_IN_STATE)
                 return
+            if seq == self.rcv_nxt and self._rcv_adv <= self.rcv_nxt and flags & _ACK and not flags & _SYN:
+                # RFC 9293 §3.10.7.4: with a zero window, valid ACKs are still taken (probes carry them)
+                self._process_ack(seg, flags, now, 0)
             self.drops.count(DropReason.OUT_OF_WINDOW)
             self._ack_now = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
             return
@@ -450,7 +466,7 @@ class TcpConnection:
             self._process_syn_ack(seg, now)
             self.state = S.ESTABLISHED
             self._connect_deadline = None
-            self._events.append(Connected())
+            self._established(now)
             self._ack_now = True
             self._output(now)
         else:
@@ -485,8 +501,17 @@ class TcpConnection:
         self._sbuf_seq = self.iss + 1
         self.cwnd = self.config.initial_window * self.mss
         self._rto_at = None
+        syn_retransmitted = self._retries > 0
         self._retries = 0
         self._sample_rtt(seg, ack, now)
+        if syn_retransmitted and self.rtt.samples == 0:
+            self.rtt.reset_after_syn_timeout()
+
+    def _established(self, now: float) -> None:
+        """The handshake completed."""
+        self._events.append(Connected())
+        if self.config.keepalive:
+            self._keepalive_at = now + self.config.keepalive_idle  # RFC 1122 §4.2.3.6
 
     def _process_ack(self, seg: TcpRepr, flags: int, now: float, data_len: int = 0) -> bool:
         """RFC 9293 §3.10.7.4 fifth step with RFC 5961 §5; False when processing must stop."""
@@ -500,13 +525,16 @@ class TcpConnection:
             self.snd_una = ack
             self._sbuf_seq = self.iss + 1
             self.cwnd = self.config.initial_window * self.mss
+            syn_retransmitted = self._retries > 0
             self._retries = 0
             self._rto_at = None
             self._sample_rtt(seg, ack, now)
+            if syn_retransmitted and self.rtt.samples == 0:
+                self.rtt.reset_after_syn_timeout()
             self.snd_wnd = seg.window << self._snd_wscale
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self._snd_wl1, self._snd_wl2 = unwrap(seg.seq, self.rcv_nxt), ack
-            self._events.append(Connected())
+            self._established(now)
             if self._fin_queued:
                 self.state = S.FIN_WAIT_1
         if ack > self.snd_max:
@@ -535,6 +563,9 @@ class TcpConnection:
         fin_acked = self._fin_queued and self.snd_una == self._fin_seq() + 1
         if self.state == S.FIN_WAIT_1 and fin_acked:
             self.state = S.FIN_WAIT_2
+            if self._user_closed:
+                # an orphan (closed, not half-closed) waits for the peer's FIN only so long (Linux's tcp_fin_timeout)
+                self._time_wait_at = now + self.config.fin_wait_2_timeout
         elif self.state == S.CLOSING and fin_acked:
             self._enter_time_wait(now)
             return False
@@ -567,7 +598,7 @@ class TcpConnection:
         if self._in_recovery:
             if ack >= self._recover:
                 self._in_recovery = False  # RFC 6582 §3.2 step 3: full acknowledgment
-                self.cwnd = min(self.ssthresh, max(self.snd_max - ack, 0) + mss)
+                self.cwnd = min(self.ssthresh, max(self.snd_max - ack, mss) + mss)
             else:
                 # partial acknowledgment: retransmit the next hole, deflate (RFC 6582 §3.2 step 4)
                 self.cwnd = max(self.cwnd - acked + mss, mss)
@@ -645,10 +676,15 @@ class TcpConnection:
             elif self._dack_at is None:
                 self._dack_at = self._last_rcv + self.config.delayed_ack
         else:
-            if self._ooo.add(start - self.rcv_nxt, data) == ASSEMBLER_FULL:
+            stored = self._ooo.add(start - self.rcv_nxt, data)
+            if stored == ASSEMBLER_FULL and start == self.rcv_nxt:
+                self._ooo.clear()  # too many holes: keep the in-order data, the peer resends the rest (reneging)
+                stored = self._ooo.add(0, data)
+            if stored == ASSEMBLER_FULL:
                 self.drops.count(DropReason.QUEUE_FULL)  # too many holes: the peer retransmits
             elif start > self.rcv_nxt:
-                self._last_sacked = (start, start + len(data))
+                self._sack_history.insert(0, start)  # RFC 2018 §4: repeat the most recently reported blocks
+                del self._sack_history[4:]
             ready = self._ooo.readable()
             if ready:
                 self._rbuf += self._ooo.read(ready)
@@ -737,8 +773,10 @@ class TcpConnection:
                         sent_any = True
                         continue
             seq = self.snd_nxt
-            if seq < self.snd_max:
-                sacked_end = self.scoreboard.is_sacked(seq)  # after an RTO: skip what the peer holds
+            if self.snd_una < seq < self.snd_max:
+                # after an RTO: skip what the peer holds, but never the left edge (RFC 2018 §8: it
+                # may have reneged on a block that starts at SND.UNA)
+                sacked_end = self.scoreboard.is_sacked(seq)
                 if sacked_end is not None:
                     self.snd_nxt = min(sacked_end, self.snd_max)
                     continue
@@ -848,6 +886,8 @@ class TcpConnection:
             )  # fmt: skip
         )
         self._rcv_adv = self.rcv_nxt + window
+        if ack:
+            self._last_ack_sent = self.rcv_nxt  # RFC 7323 §4.3: TS.Recent follows what we acknowledge
         self.snd_nxt = self.snd_max = self.iss + 1
         self._rto_at = now + self.rtt.rto
         if self._rtt_seq is None and self._retries == 0:
@@ -862,10 +902,11 @@ class TcpConnection:
             free = self._window()
             adv = self._rcv_adv - self.rcv_nxt
             # receiver SWS avoidance: only move the right edge by a useful amount
-            if free > adv and (free - adv >= min(self.config.receive_buffer // 2, self.mss) or adv <= 0):
+            if free > adv and free - adv >= min(self.config.receive_buffer // 2, self.mss):
                 adv = free
             adv = max(adv, 0)
-            window = min(adv >> self._rcv_wscale, 0xFFFF)
+            # round up: rounding down would move the right edge left (RFC 7323 §2.4, as Linux does)
+            window = min((adv + (1 << self._rcv_wscale) - 1) >> self._rcv_wscale, 0xFFFF)
             self._rcv_adv = self.rcv_nxt + (window << self._rcv_wscale)
         options = None
         ts = (self._ts_now_cached, self._ts_recent) if self.ts_enabled and not flags & _RST else None
@@ -890,14 +931,19 @@ class TcpConnection:
         self._out.append((repr_, b""))
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
-        """Up to 3 blocks (4 without timestamps), the most recent first (RFC 2018 §4)."""
+        """Up to 3 blocks (4 without timestamps): the block of the newest segment first, then the
+        blocks most recently reported, then the rest highest first (RFC 2018 §4)."""
         if self._ooo.is_empty():
             return ()
         ranges = [(self.rcv_nxt + s, self.rcv_nxt + e) for s, e in self._ooo.ranges()]
         ranges = [(s, e) for s, e in ranges if s > self.rcv_nxt]
+        ordered: list[tuple[int, int]] = []
+        for start in self._sack_history:
+            for block in ranges:
+                if block[0] <= start < block[1] and block not in ordered:
+                    ordered.append(block)
+        ordered += [block for block in reversed(ranges) if block not in ordered]
         limit = 3 if self.ts_enabled else 4
-        first = [r for r in ranges if self._last_sacked is not None and r[0] <= self._last_sacked[0] < r[1]]
-        ordered = first + [r for r in reversed(ranges) if r not in first]
         return tuple((s & MASK, e & MASK) for s, e in ordered[:limit])
 
     def _ts_now(self, now: float) -> int:
@@ -917,6 +963,7 @@ class TcpConnection:
             self.state = S.CLOSED
             self._rto_at = self._dack_at = self._persist_at = self._keepalive_at = self._time_wait_at = None
             self._connect_deadline = None
+            self._ack_now = False
             self._events.append(Closed())
 
     def fail(self, errno_name: str, reason: str) -> None:

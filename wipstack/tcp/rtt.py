@@ -33,6 +33,11 @@ class RttEstimator:
         self.backoff = 0
         self.rto = min(self.rto_max, max(self.rto_min, self.srtt + max(GRANULARITY, 4 * self.rttvar)))
 
+    def reset_after_syn_timeout(self) -> None:
+        """RFC 6298 §5.7: a SYN timed out and no RTT was measured: start data transfer with 3 s."""
+        self.backoff = 0
+        self.rto = min(self.rto_max, max(self.rto_min, 3.0))
+
     def back_off(self) -> None:
         """The timer expired: double the RTO (§5.5), bounded by the maximum."""
         self.backoff += 1
