@@ -18,6 +18,7 @@ def test_demo_runs_end_to_end() -> None:
     assert "200 echoed, 200 intact" in text
     assert "port unreachable from 198.51.100.2" in text
     assert "time to live exceeded from 192.0.2.1" in text
+    assert "1000000 echoed intact" in text and "MSS 524" in text  # TCP through the router, MSS from the MRU
     assert "gateway/ppp1" in text and "link ended: cleanly" in text
 
 

@@ -31,12 +31,15 @@ from wipstack.drivers.link import ByteLink, PtyLink, SerialLink
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.pcap import LinkType, PcapngWriter, PcapTap
 from wipstack.drivers.ports import PppPort
+from wipstack.drivers.services import TcpService
 from wipstack.errors import MalformedPacket
 from wipstack.net import Stack, StackConfig
 from wipstack.net.icmp import PingConfig, PingReply
 from wipstack.net.udp import UdpSocket
 from wipstack.ppp.config import CpConfig, IpcpConfig, LcpConfig, PapConfig, PppConfig
 from wipstack.ppp.session import PppSession
+from wipstack.tcp.events import TcpEvent
+from wipstack.tcp.socket import TcpSocket
 from wipstack.wire.dns import DnsType, encode_name, parse_response
 
 T = TypeVar("T")
@@ -53,6 +56,7 @@ ALIASES = {"www.demo.example": "host.demo.example"}
 DATAGRAMS = 200
 MAX_DATAGRAM = 5840  # the WIPSoft UDP limit
 WINDOW = 8
+TCP_BYTES = 1_000_000
 
 
 class _Node:
@@ -133,6 +137,43 @@ def _serve_host(host: _Node) -> None:
 
     host.call(lambda: bind(ECHO_PORT, lambda data: data))
     host.call(lambda: bind(DNS_PORT, _dns_answer))
+    host.call(lambda: TcpService(host.stack, ECHO_PORT, "echo"))
+
+
+def _tcp_exchange(client: _Node, seed: int, log: Log) -> bool:
+    """1 MB through the router to the host's TCP echo service and back, checked by SHA-256."""
+    data = random.Random(seed + 99).randbytes(TCP_BYTES)
+    echoed = bytearray()
+    state: dict[str, int] = {"sent": 0, "done": 0}
+
+    def pump(sock: TcpSocket) -> None:
+        echoed.extend(sock.recv())
+        while state["sent"] < len(data):
+            n = sock.send(data[state["sent"] : state["sent"] + 65536])
+            if n == 0:
+                break
+            state["sent"] += n
+        if state["sent"] == len(data) and len(echoed) == len(data) and not state["done"]:
+            state["done"] = 1
+            sock.close()
+
+    def on_event(sock: TcpSocket, event: TcpEvent) -> None:
+        pump(sock)
+
+    started = time.monotonic()
+    sock = client.call(lambda: TcpSocket.connect(client.stack.tcp, str(HOST), ECHO_PORT, time.monotonic()))
+    sock.on_event = on_event
+    client.wait(lambda: bool(state["done"]) or sock.connection.error is not None, 30)
+    elapsed = time.monotonic() - started
+    conn = sock.connection
+    ok = bytes(echoed) == data
+    log(
+        f"client: TCP echo via the gateway: {len(data)} octets sent and {len(echoed)} echoed "
+        f"{'intact' if ok else 'CORRUPTED'} in {elapsed:.2f} s ({2 * len(data) * 8 / elapsed / 1e6:.1f} Mbit/s "
+        f"both ways), MSS {conn.mss} (the host's MRU is 576), window scaling {conn.wscale_enabled}, "
+        f"timestamps {conn.ts_enabled}, SACK {conn.sack_enabled}"
+    )
+    return ok
 
 
 def _ping(node: _Node, target: str, config: PingConfig) -> list[PingReply]:
@@ -261,6 +302,7 @@ def _run(seed: int, log: Log, pcap: PcapngWriter | None) -> int:
         _serve_host(host)
         ok &= _step_pings_and_names(client, log)
         ok &= _udp_exchange(client, seed, log)
+        ok &= _tcp_exchange(client, seed, log)
         ok &= _step_errors(client, log)
         for node in (client, host):
             for port in node.ports:

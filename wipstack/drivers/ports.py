@@ -203,7 +203,10 @@ class PppPort:
         self._detach()
         self.ipcp_up_at = now
         interface = Interface(
-            self.name, result.local_address.packed, peer=result.peer_address.packed, mtu=max(68, link.peer_mru)
+            self.name,
+            result.local_address.packed,
+            peer=result.peer_address.packed,
+            mtu=max(68, min(link.peer_mru, link.mru)),  # what either end can take: TCP announces its MSS from it
         )
         self.stack.add_interface(interface)
         if self.default_route:
