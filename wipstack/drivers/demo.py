@@ -161,8 +161,13 @@ def _tcp_exchange(client: _Node, seed: int, log: Log) -> bool:
         pump(sock)
 
     started = time.monotonic()
-    sock = client.call(lambda: TcpSocket.connect(client.stack.tcp, str(HOST), ECHO_PORT, time.monotonic()))
-    sock.on_event = on_event
+
+    def connect() -> TcpSocket:  # on the loop's thread: the callback is in place before any event
+        sock = TcpSocket.connect(client.stack.tcp, str(HOST), ECHO_PORT, time.monotonic())
+        sock.on_event = on_event
+        return sock
+
+    sock = client.call(connect)
     client.wait(lambda: bool(state["done"]) or sock.connection.error is not None, 30)
     elapsed = time.monotonic() - started
     conn = sock.connection

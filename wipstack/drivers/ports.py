@@ -180,9 +180,9 @@ class PppPort:
     def _after(self, now: float) -> None:
         """Deliver received datagrams, handle session events, collect output."""
         interface = self.interface
-        for packet in self.session.take_ip_packets():
-            if interface is not None:
-                self.stack.receive(interface, packet, now)
+        packets = self.session.take_ip_packets()
+        if packets and interface is not None:
+            self.stack.receive_batch(interface, packets, now)  # one TCP ACK per read, as from TUN
         while (event := self.session.next_event()) is not None:
             self.events.append(event)
             for line in describe_event(event):

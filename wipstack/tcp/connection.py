@@ -206,8 +206,8 @@ class TcpConnection:
             raise LocalProtocolError("send() after shutdown")
         room = self.config.send_buffer - len(self._sbuf)
         n = min(room, len(data))
-        if n < len(data):
-            self._send_blocked = True
+        if n == room:
+            self._send_blocked = True  # full now: SendSpace follows when the peer acknowledges
         if n > 0:
             self._sbuf += memoryview(data)[:n]
         return n
@@ -832,6 +832,7 @@ class TcpConnection:
         if end > self.snd_una or fin:
             self._send_segment(self.snd_una, end, now, fin=fin, retransmission=True)
             self._high_rxt = max(self._high_rxt, end)
+            self._rto_at = now + self.rtt.rto  # the fast retransmission gets a full RTO (as Linux does)
 
     def _send_segment(self, start: int, end: int, now: float, *, fin: bool = False, retransmission: bool) -> None:
         offset = start - self._sbuf_seq

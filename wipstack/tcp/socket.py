@@ -27,8 +27,19 @@ class TcpSocket:
     def __init__(self, layer: TcpLayer, connection: TcpConnection) -> None:
         self._layer = layer
         self.connection = connection
-        self.on_event: EventCallback | None = None
+        self._on_event: EventCallback | None = None
         connection.owner = self
+
+    @property
+    def on_event(self) -> EventCallback | None:
+        """Called with ``(socket, event)`` for every event, on the loop's thread."""
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, callback: EventCallback | None) -> None:
+        self._on_event = callback
+        if callback is not None and self.connection.has_events:
+            self._layer.touch(self.connection)  # events that came before the callback are delivered next
 
     # ---------------------------------------------------------------- opening
     @classmethod
