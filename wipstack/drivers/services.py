@@ -61,6 +61,8 @@ class TcpService:
     def _accepted(self, sock: TcpSocket) -> None:
         self.stats.connections += 1
         counts = [0, 0]
+        finished = [False]
+        peer_closed = [False]
         offset = [0]
         pending = bytearray()  # echo: received, not yet accepted by the send buffer
 
@@ -91,13 +93,16 @@ class TcpService:
                     counts[1] += n
 
         def on_event(s: TcpSocket, event: TcpEvent) -> None:
-            if isinstance(event, Connected | DataAvailable | SendSpace):
+            if isinstance(event, Connected | DataAvailable | SendSpace | PeerClosed):
                 pump()
             if isinstance(event, PeerClosed):
-                pump()
-                if not pending:
-                    s.close()
-            if isinstance(event, ConnectionFailed) or s.connection.is_closed:
+                peer_closed[0] = True
+            # close once everything the peer sent has been read and handed to TCP: closing with
+            # unread data would reset the connection (RFC 2525 §2.17)
+            if peer_closed[0] and not pending and s.readable == 0 and s.state == TcpState.CLOSE_WAIT:
+                s.close()
+            if (isinstance(event, ConnectionFailed) or s.connection.is_closed) and not finished[0]:
+                finished[0] = True
                 self._finish(counts)
 
         sock.on_event = on_event

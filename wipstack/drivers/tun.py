@@ -36,7 +36,8 @@ _TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _IFNAME = re.compile(r"[A-Za-z0-9_.%-]{1,15}")  # IFNAMSIZ - 1; "%d" lets the kernel number it
 # write() errors that mean "the packet was not taken", not "the driver is broken":
 # EAGAIN/ENOBUFS: the kernel's queue is full; EIO: the kernel side of the link is down
-_DROP_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EIO})
+# EINVAL: the kernel refused the datagram itself (e.g. a version nibble a fault injector flipped)
+_DROP_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EIO, errno.EINVAL})
 
 
 def _ip_command() -> str:
