@@ -104,6 +104,7 @@ class TcpConnection:
         self._in_recovery = False
         self._recover = iss
         self._high_rxt = iss
+        self._rxt_snd_max = iss  # SND.MAX when a hole was last retransmitted (lost-retransmission check)
         self.scoreboard = Scoreboard()
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self._rtt_seq: int | None = None  # timed segment (no timestamps): Karn's rule
@@ -548,6 +549,12 @@ class TcpConnection:
         sack_news = False
         if self.sack_enabled and seg.options.sack_blocks:
             sack_news = self._take_sack_blocks(seg.options.sack_blocks, ack)
+            highest = self.scoreboard.highest
+            if self._in_recovery and highest is not None and highest > self._rxt_snd_max and ack <= self.snd_una:
+                # data sent after our last retransmission arrived while the hole did not: that
+                # retransmission was lost too (RACK's reasoning, RFC 8985): resend the holes
+                self._high_rxt = self.snd_una
+                self._rxt_snd_max = self.snd_max
         if ack > self.snd_una:
             self._new_ack(ack, seg, now)
         elif ack == self.snd_una and self.snd_max > self.snd_una:
@@ -621,7 +628,13 @@ class TcpConnection:
                 self.cwnd += mss  # RFC 6582 §3.2 step 5: inflate
             return
         lost_by_sack = self.sack_enabled and self.scoreboard.sacked_bytes >= 3 * mss
-        if (self._dupacks >= 3 or lost_by_sack) and self.snd_una >= self._recover:
+        # RFC 5827 early retransmit: with fewer than 4 segments outstanding and nothing new to send,
+        # 3 duplicates can never come; outstanding-1 of them are enough
+        outstanding = -(-(self.snd_max - self.snd_una) // mss)
+        threshold = 3
+        if outstanding < 4 and not self._has_unsent():
+            threshold = max(1, outstanding - 1)
+        if (self._dupacks >= threshold or lost_by_sack) and self.snd_una >= self._recover:
             # RFC 5681 §3.2 / RFC 6582: fast retransmit and enter fast recovery
             flight = self.snd_max - self.snd_una
             self.ssthresh = max(flight // 2, 2 * mss)
@@ -770,6 +783,7 @@ class TcpConnection:
                         end = min(end, start + mss)
                         self._send_segment(start, end, now, retransmission=True)
                         self._high_rxt = end
+                        self._rxt_snd_max = self.snd_max
                         sent_any = True
                         continue
             seq = self.snd_nxt
@@ -782,7 +796,10 @@ class TcpConnection:
                     continue
             flight = self._pipe() if self._in_recovery and self.sack_enabled else self._flight()
             window_end = self.snd_una + self.snd_wnd
-            room = min(window_end - seq, self.cwnd - flight)
+            cwnd = self.cwnd
+            if not self._in_recovery and 0 < self._dupacks < 3 and seq >= self.snd_max:
+                cwnd += self._dupacks * mss  # RFC 3042 limited transmit: new data keeps the dupacks coming
+            room = min(window_end - seq, cwnd - flight)
             fin_pending = self._fin_queued and seq <= data_end
             available = data_end - seq
             if available <= 0:
@@ -832,6 +849,7 @@ class TcpConnection:
         if end > self.snd_una or fin:
             self._send_segment(self.snd_una, end, now, fin=fin, retransmission=True)
             self._high_rxt = max(self._high_rxt, end)
+            self._rxt_snd_max = self.snd_max
             self._rto_at = now + self.rtt.rto  # the fast retransmission gets a full RTO (as Linux does)
 
     def _send_segment(self, start: int, end: int, now: float, *, fin: bool = False, retransmission: bool) -> None:
