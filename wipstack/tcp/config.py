@@ -19,6 +19,7 @@ class TcpConfig:
     window_scaling: bool = True  # RFC 7323 §2
     timestamps: bool = True  # RFC 7323 §3-§5 (RTTM and PAWS)
     sack: bool = True  # RFC 2018
+    tail_loss_probe: bool = True  # RFC 8985 §7 (with SACK): probe a silent tail after 2 SRTT, not the RTO
     rto_initial: float = 1.0  # RFC 6298 §2.1
     rto_min: float = 0.2  # RFC 6298 §2.4 says 1 s; Linux and most stacks use 200 ms
     rto_max: float = 60.0  # RFC 6298 §2.5

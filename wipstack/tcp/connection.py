@@ -140,6 +140,8 @@ class TcpConnection:
         self._persist_at: float | None = None
         self._persist_backoff = 0
         self._keepalive_at: float | None = None
+        self._pto_at: float | None = None  # tail loss probe (RFC 8985 §7)
+        self.tail_loss_probes = 0
         self._keepalive_probes = 0
         self._time_wait_at: float | None = None
         self._connect_deadline: float | None = None
@@ -276,6 +278,7 @@ class TcpConnection:
                 self._persist_at,
                 self._keepalive_at,
                 self._time_wait_at,
+                self._pto_at,
                 self._connect_deadline,
             )
             if d is not None
@@ -299,6 +302,8 @@ class TcpConnection:
             self._retransmit_timeout(now)
         if self._persist_at is not None and now >= self._persist_at:
             self._persist_probe(now)
+        if self._pto_at is not None and now >= self._pto_at:
+            self._tail_loss_probe(now)
         if self._keepalive_at is not None and now >= self._keepalive_at:
             self._keepalive_probe(now)
         if self._dack_at is not None and now >= self._dack_at:
@@ -338,6 +343,39 @@ class TcpConnection:
         self._recover = self.snd_max
         self.snd_nxt = self.snd_una  # go back to the first unacknowledged octet; SACKed ones are skipped
         self._output(now)
+
+    def _arm_tail_loss_probe(self, now: float) -> None:
+        """RFC 8985 §7.2: PTO = 2 SRTT (+ a delayed ACK when one segment is out), before the RTO."""
+        srtt = self.rtt.srtt
+        if not self.config.tail_loss_probe or not self.sack_enabled or srtt is None or self._in_recovery:
+            self._pto_at = None
+            return
+        flight = self.snd_max - self.snd_una
+        if flight <= 0:
+            self._pto_at = None
+            return
+        pto = 2 * srtt + (0.2 if flight <= self.mss else 0.0)
+        when = now + max(pto, 0.01)
+        self._pto_at = when if self._rto_at is None or when < self._rto_at else None
+
+    def _tail_loss_probe(self, now: float) -> None:
+        """RFC 8985 §7.3: send one new segment if allowed, else resend the last one, to draw SACKs."""
+        self._pto_at = None
+        if self._in_recovery or self.snd_max <= self.snd_una or self.state not in SYNCHRONIZED:
+            return
+        self.tail_loss_probes += 1
+        data_end = self._sbuf_seq + len(self._sbuf)
+        window_end = self.snd_una + self.snd_wnd
+        if self.snd_nxt == self.snd_max and self.snd_max < data_end and window_end > self.snd_max:
+            end = min(self.snd_max + self.mss, data_end, window_end)
+            self._send_segment(self.snd_max, end, now, fin=False, retransmission=False)
+        else:
+            end = min(self.snd_max, data_end)
+            start = max(self.snd_una, end - self.mss)
+            fin = self._fin_queued and self.snd_max == data_end + 1
+            if end > start or fin:
+                self._send_segment(start, end, now, fin=fin, retransmission=True)
+        self._rto_at = now + self.rtt.rto  # RFC 8985 §7.3: the RTO follows the probe
 
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe: an out-of-window ACK that makes the peer tell its window (never spins)."""
@@ -616,6 +654,7 @@ class TcpConnection:
         else:
             self.cwnd += max(1, mss * mss // self.cwnd)  # congestion avoidance (RFC 5681 (3))
         self._rto_at = now + self.rtt.rto if self.snd_max > ack else None  # RFC 6298 §5.3
+        self._arm_tail_loss_probe(now)
         if self._send_blocked and self.send_space >= self.config.send_buffer // 2:
             self._send_blocked = False
             self._events.append(SendSpace())
@@ -641,6 +680,7 @@ class TcpConnection:
             self.cwnd = self.ssthresh if self.sack_enabled else self.ssthresh + 3 * mss
             self._recover = self.snd_max
             self._in_recovery = True
+            self._pto_at = None
             self.fast_recoveries += 1
             self._high_rxt = self.snd_una
             self._retransmit_first(now)
@@ -875,6 +915,8 @@ class TcpConnection:
         self._persist_backoff = 0
         if self._rto_at is None:
             self._rto_at = now + self.rtt.rto
+        if not retransmission:
+            self._arm_tail_loss_probe(now)
 
     def _send_syn(self, now: float, *, ack: bool) -> None:
         config = self.config
@@ -981,7 +1023,7 @@ class TcpConnection:
         if self.state != S.CLOSED:
             self.state = S.CLOSED
             self._rto_at = self._dack_at = self._persist_at = self._keepalive_at = self._time_wait_at = None
-            self._connect_deadline = None
+            self._connect_deadline = self._pto_at = None
             self._ack_now = False
             self._events.append(Closed())
 

@@ -351,7 +351,9 @@ def test_established_sack_blocks_outside_the_window_are_ignored() -> None:
 
 
 def test_established_rto_skips_sacked_segments() -> None:
-    conn = established(config(sack=True), options=TcpOptions(mss=MSS, sack_permitted=True), window=BIG)
+    # the RTO path itself: without the tail loss probe that would otherwise fire first
+    conn = established(config(sack=True, tail_loss_probe=False), options=TcpOptions(mss=MSS, sack_permitted=True),
+                       window=BIG)  # fmt: skip
     conn.send(data(4 * M))
     recv(conn)
     send(conn, ack_of(0, options=sack_blocks((1, 3))))
@@ -359,6 +361,19 @@ def test_established_rto_skips_sacked_segments() -> None:
     assert starts(segments) == [0]
     send(conn, ack_of(M), now=T0 + 1)
     assert starts(recv(conn, T0 + 1)) == [3 * M]  # 1 and 2 are held by the peer
+
+
+def test_established_tail_loss_probe_resends_the_last_segment_before_the_rto() -> None:
+    # RFC 8985 §7: the last segments are lost, no dupacks can come: after 2 SRTT the last segment
+    # is resent (drawing a SACK that starts recovery), long before the RTO
+    conn = established(config(sack=True), options=TcpOptions(mss=MSS, sack_permitted=True), window=BIG)
+    conn.rtt.sample(0.01)  # SRTT 10 ms
+    conn.send(data(4 * M))
+    recv(conn)
+    deadline = conn.next_deadline()
+    assert deadline is not None and deadline < T0 + conn.rtt.rto
+    assert starts(tick(conn, deadline)) == [3 * M]
+    assert conn.tail_loss_probes == 1 and conn.timeouts == 0
 
 
 # ---------------------------------------------------------------------------- congestion window
