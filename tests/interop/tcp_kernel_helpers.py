@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.harness.netns import NetNamespace
+from tests.harness.netns_fixtures import KERNEL_ADDRESS, WIPSTACK_ADDRESS
 from wipstack.drivers.faults import FaultConfig, FaultyTunPort
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.ports import TunPort
@@ -45,13 +47,6 @@ from wipstack.tcp.events import Closed, Connected, ConnectionFailed, DataAvailab
 from wipstack.tcp.socket import TcpSocket
 from wipstack.tcp.state import TcpState
 from wipstack.wire.ipv4 import address
-
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness.netns import NetNamespace
-    from tests.harness.netns_fixtures import KERNEL_ADDRESS, WIPSTACK_ADDRESS
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness.netns import NetNamespace  # type: ignore[no-redef, import-not-found]
-    from harness.netns_fixtures import KERNEL_ADDRESS, WIPSTACK_ADDRESS  # type: ignore[no-redef, import-not-found]
 
 T = TypeVar("T")
 MTU = 1500

@@ -27,22 +27,13 @@ from typing import Any
 
 import pytest
 
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness.netns import NetNamespace
-    from tests.harness.netns_fixtures import (  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness.netns import NetNamespace  # type: ignore[no-redef, import-not-found]
-    from harness.netns_fixtures import (  # type: ignore[no-redef, import-not-found]  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
+from tests.harness.netns import NetNamespace
+from tests.harness.netns_fixtures import (  # noqa: F401
+    KERNEL_ADDRESS,
+    WIPSTACK_ADDRESS,
+    netns,
+    tun_in_netns,
+)
 from wipstack.drivers import aio
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.ports import TunPort

@@ -18,21 +18,8 @@ from pathlib import Path
 
 import pytest
 
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness.netns import REQUIRE_ENV, NetNamespace, ping_command, which
-    from tests.harness.netns_fixtures import KERNEL_ADDRESS, WIPSTACK_ADDRESS, netns  # noqa: F401
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness.netns import (  # type: ignore[no-redef, import-not-found]
-        REQUIRE_ENV,
-        NetNamespace,
-        ping_command,
-        which,
-    )
-    from harness.netns_fixtures import (  # type: ignore[no-redef, import-not-found]  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-    )
+from tests.harness.netns import REQUIRE_ENV, NetNamespace, ping_command, which
+from tests.harness.netns_fixtures import KERNEL_ADDRESS, WIPSTACK_ADDRESS, netns  # noqa: F401
 
 pytestmark = pytest.mark.interop
 

@@ -15,17 +15,8 @@ import time
 
 import pytest
 
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness import uml
-    from tests.harness.uml import PppdGuest, process_group_pids, skip_unless_uml, uml_unavailable_reason
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness import uml  # type: ignore[no-redef, import-not-found]
-    from harness.uml import (  # type: ignore[no-redef, import-not-found]
-        PppdGuest,
-        process_group_pids,
-        skip_unless_uml,
-        uml_unavailable_reason,
-    )
+from tests.harness import uml
+from tests.harness.uml import PppdGuest, process_group_pids, skip_unless_uml, uml_unavailable_reason
 
 pytestmark = pytest.mark.interop
 

@@ -33,22 +33,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness.netns import REQUIRE_ENV, NetNamespace, ping_command
-    from tests.harness.netns_fixtures import (  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness.netns import REQUIRE_ENV, NetNamespace, ping_command  # type: ignore[no-redef, import-not-found]
-    from harness.netns_fixtures import (  # type: ignore[no-redef, import-not-found]  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
+from tests.harness.netns import REQUIRE_ENV, NetNamespace, ping_command
+from tests.harness.netns_fixtures import (  # noqa: F401
+    KERNEL_ADDRESS,
+    WIPSTACK_ADDRESS,
+    netns,
+    tun_in_netns,
+)
 from wipstack.drivers.netloop import NetLoop
 from wipstack.drivers.ports import TunPort
 from wipstack.drivers.tun import TunDevice

@@ -32,74 +32,39 @@ from collections.abc import Iterator
 
 import pytest
 
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness.netns import NetNamespace
-    from tests.harness.netns_fixtures import (  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
-    from tests.interop.tcp_kernel_helpers import (
-        ACK,
-        ECHO_SERVER_SCRIPT,
-        MANY_CLIENTS_SCRIPT,
-        PSH,
-        RESET_VICTIM_SCRIPT,
-        RST,
-        SLOW_READER_SCRIPT,
-        STREAM_SCRIPT,
-        SYN,
-        Injector,
-        Puppet,
-        StreamApp,
-        Wip,
-        finish,
-        flag_names,
-        kernel_snmp,
-        rate,
-        read_line,
-        running_wip,
-        ss_connections,
-        ss_states,
-        ss_wscale,
-        start_script,
-        tcp_packet,
-    )
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness.netns import NetNamespace  # type: ignore[no-redef, import-not-found]
-    from harness.netns_fixtures import (  # type: ignore[no-redef, import-not-found]  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
-    from interop.tcp_kernel_helpers import (  # type: ignore[no-redef, import-not-found]
-        ACK,
-        ECHO_SERVER_SCRIPT,
-        MANY_CLIENTS_SCRIPT,
-        PSH,
-        RESET_VICTIM_SCRIPT,
-        RST,
-        SLOW_READER_SCRIPT,
-        STREAM_SCRIPT,
-        SYN,
-        Injector,
-        Puppet,
-        StreamApp,
-        Wip,
-        finish,
-        flag_names,
-        kernel_snmp,
-        rate,
-        read_line,
-        running_wip,
-        ss_connections,
-        ss_states,
-        ss_wscale,
-        start_script,
-        tcp_packet,
-    )
+from tests.harness.netns import NetNamespace
+from tests.harness.netns_fixtures import (  # noqa: F401
+    KERNEL_ADDRESS,
+    WIPSTACK_ADDRESS,
+    netns,
+    tun_in_netns,
+)
+from tests.interop.tcp_kernel_helpers import (
+    ACK,
+    ECHO_SERVER_SCRIPT,
+    MANY_CLIENTS_SCRIPT,
+    PSH,
+    RESET_VICTIM_SCRIPT,
+    RST,
+    SLOW_READER_SCRIPT,
+    STREAM_SCRIPT,
+    SYN,
+    Injector,
+    Puppet,
+    StreamApp,
+    Wip,
+    finish,
+    flag_names,
+    kernel_snmp,
+    rate,
+    read_line,
+    running_wip,
+    ss_connections,
+    ss_states,
+    ss_wscale,
+    start_script,
+    tcp_packet,
+)
 from wipstack.drivers.faults import FaultConfig
 from wipstack.drivers.services import TcpService
 from wipstack.drivers.tun import TunDevice

@@ -17,34 +17,19 @@ from pathlib import Path
 
 import pytest
 
-try:  # "python -m pytest" from the repo root, or a tests/__init__.py
-    from tests.harness.netns import (
-        REQUIRE_ENV,
-        NetNamespace,
-        list_netns,
-        ping_command,
-        skip_unless_netns_tun,
-    )
-    from tests.harness.netns_fixtures import (  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
-except ImportError:  # plain "pytest": rootdir-relative imports put tests/ on sys.path
-    from harness.netns import (  # type: ignore[no-redef, import-not-found]
-        REQUIRE_ENV,
-        NetNamespace,
-        list_netns,
-        ping_command,
-        skip_unless_netns_tun,
-    )
-    from harness.netns_fixtures import (  # type: ignore[no-redef, import-not-found]  # noqa: F401
-        KERNEL_ADDRESS,
-        WIPSTACK_ADDRESS,
-        netns,
-        tun_in_netns,
-    )
+from tests.harness.netns import (
+    REQUIRE_ENV,
+    NetNamespace,
+    list_netns,
+    ping_command,
+    skip_unless_netns_tun,
+)
+from tests.harness.netns_fixtures import (  # noqa: F401
+    KERNEL_ADDRESS,
+    WIPSTACK_ADDRESS,
+    netns,
+    tun_in_netns,
+)
 from wipstack.drivers.tun import TunDevice
 
 pytestmark = pytest.mark.interop
@@ -147,8 +132,8 @@ def wait_gone(pid: int, timeout: float = 5.0) -> bool:
     return True
 
 
-def link_exists(name: str, netns: str | None = None) -> bool:
-    argv = ["ip", *(["-n", netns] if netns else []), "link", "show", "dev", name]
+def link_exists(name: str, namespace: str | None = None) -> bool:
+    argv = ["ip", *(["-n", namespace] if namespace else []), "link", "show", "dev", name]
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False).returncode == 0
 
 
