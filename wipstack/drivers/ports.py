@@ -54,6 +54,7 @@ class TunPort:
             batch.append(packet)
             if len(batch) == BATCH:
                 self.stack.receive_batch(self.interface, batch, now)
+                self.flush(now)  # the batch's ACKs leave now, so the peer refills while we work
                 batch = []
         if batch:
             self.stack.receive_batch(self.interface, batch, now)

@@ -199,8 +199,11 @@ class TcpConnection(TcpOutput):
         self._output(now)
 
     # ------------------------------------------------------------------ input
-    def segment_arrives(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
-        """RFC 9293 §3.10.7: SEGMENT ARRIVES (states other than CLOSED and LISTEN)."""
+    def segment_arrives(self, seg: TcpRepr, payload: memoryview, now: float, segments: int = 1) -> None:
+        """RFC 9293 §3.10.7: SEGMENT ARRIVES (states other than CLOSED and LISTEN).
+
+        ``segments`` > 1 when the layer merged that many in-order segments into this one.
+        """
         self._ts_now(now)
         self._last_rcv = now
         if self.config.keepalive and self.state in SYNCHRONIZED:
@@ -264,7 +267,7 @@ class TcpConnection(TcpOutput):
                 self._emit(self.snd_max, 0, _RST, b"", window=0)  # RFC 9293 §3.10.7.4 / RFC 2525 §2.17
                 self.fail("ECONNABORTED", "data arrived after close")
                 return
-            self._receive_data(seq, payload)
+            self._receive_data(seq, payload, segments)
         # eighth: FIN
         if flags & _FIN:
             self._fin_rcvd_seq = seq + len(payload)
@@ -502,7 +505,7 @@ class TcpConnection(TcpOutput):
             self.rtt.sample(now - self._rtt_time)
             self._rtt_seq = None
 
-    def _receive_data(self, seq: int, payload: memoryview) -> None:
+    def _receive_data(self, seq: int, payload: memoryview, segments: int = 1) -> None:
         """Seventh step: in-order data to the buffer, out-of-order data to the assembler.
 
         The assembler's offset 0 is always RCV.NXT: reading from it shifts the rest down.
@@ -521,7 +524,7 @@ class TcpConnection(TcpOutput):
         if start == self.rcv_nxt and self._ooo.is_empty():
             self._rbuf += data
             self.rcv_nxt += len(data)
-            self._unacked_segments += 1
+            self._unacked_segments += segments
             if self._unacked_segments >= 2 or len(data) < self.mss // 2:
                 self._ack_now = True  # RFC 5681 §4.2: at least every second full-sized segment
             elif self._dack_at is None:

@@ -29,6 +29,20 @@ Key = tuple[bytes, int, bytes, int]
 ANY = b"\0\0\0\0"
 _TCP = IpProtocol.TCP.value
 _SYN, _ACK, _RST, _FIN = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST, TcpFlags.FIN
+_ACK_VALUE, _NOT_PSH = TcpFlags.ACK.value, ~TcpFlags.PSH.value
+
+
+class _HeldRun:
+    """In-order data segments of one connection, merged within a receive batch (like Linux GRO)."""
+
+    __slots__ = ("conn", "seg", "parts", "next_seq", "count")
+
+    def __init__(self, conn: TcpConnection, seg: TcpRepr, data: memoryview) -> None:
+        self.conn = conn
+        self.seg = seg
+        self.parts = [data]
+        self.next_seq = (seg.seq + len(data)) & MASK
+        self.count = 1
 
 
 class TcpListener:
@@ -75,6 +89,7 @@ class TcpLayer:
         self._listeners: dict[Endpoint, TcpListener] = {}
         self._owner: dict[TcpConnection, TcpListener] = {}
         self._dirty: set[TcpConnection] = set()
+        self._held: _HeldRun | None = None
         self._secret = stack.rng.getrandbits(128).to_bytes(16, "big")  # RFC 6528 secret key
         self.on_events: Callable[[TcpConnection], None] | None = None  # the socket layer's hook
         stack.register_transport(_TCP, self)
@@ -140,11 +155,14 @@ class TcpLayer:
             self._forget(key, conn)
             conn = None
         if conn is not None:
+            if self.stack.batching and self._hold(conn, seg, data, now):
+                return True
             conn.segment_arrives(seg, data, now)
             self._dirty.add(conn)
             if not self.stack.batching:
                 self.flush(now)
             return True
+        self._release(now)
         listener = self._listeners.get((header.dst, seg.dst_port)) or self._listeners.get((ANY, seg.dst_port))
         if listener is not None and seg.flags & _SYN and not seg.flags & (_ACK | _RST):
             self._passive_open(listener, key, seg, now)
@@ -154,8 +172,49 @@ class TcpLayer:
         self._reset_stranger(header, seg, len(data))
         return False
 
+    def _hold(self, conn: TcpConnection, seg: TcpRepr, data: memoryview, now: float) -> bool:
+        """Merge a plain in-order data segment into the held run; False when it must go alone.
+
+        Only segments that differ in nothing but their data merge (same ACK, window and
+        options, ACK with or without PSH), so the connection sees what the peer would have
+        sent as one large segment: one pass through SEGMENT ARRIVES for a whole burst.
+        """
+        held = self._held
+        if not data or seg.flags.value & _NOT_PSH != _ACK_VALUE or conn.state is not TcpState.ESTABLISHED:
+            if held is not None:
+                self._release(now)
+            return False
+        if held is not None:
+            first = held.seg
+            if (
+                held.conn is conn
+                and seg.seq == held.next_seq
+                and seg.ack == first.ack
+                and seg.window == first.window
+                and (seg.options is first.options or seg.options == first.options)
+            ):
+                held.parts.append(data)
+                held.next_seq = (seg.seq + len(data)) & MASK
+                held.count += 1
+                return True
+            self._release(now)
+        self._held = _HeldRun(conn, seg, data)
+        return True
+
+    def _release(self, now: float) -> None:
+        """Hand the held run to its connection as one segment."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        parts = held.parts
+        payload = parts[0] if len(parts) == 1 else memoryview(b"".join(parts))
+        held.conn.segment_arrives(held.seg, payload, now, segments=held.count)
+        self._dirty.add(held.conn)
+
     def icmp_error(self, error: IcmpRepr, original: Ipv4Repr, original_payload: bytes, now: float) -> None:
         """RFC 1122 §4.2.3.9 / RFC 5927: hard errors abort a connection still opening; others are soft."""
+        self._release(now)
         if len(original_payload) < 8:
             return
         src_port = int.from_bytes(original_payload[0:2], "big")
@@ -196,6 +255,7 @@ class TcpLayer:
         Events go first so that an application reading in its callback opens the window in the
         very ACK that answers the segment (one ACK, not two).
         """
+        self._release(now)
         dirty = self._dirty
         while dirty:
             conn = dirty.pop()
