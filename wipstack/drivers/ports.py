@@ -12,8 +12,9 @@ from wipstack.drivers.pcap import Direction, PcapTap
 from wipstack.drivers.ppp_link import describe_event
 from wipstack.drivers.tun import TunDevice
 from wipstack.net.interface import Interface
+from wipstack.net.ppp_binding import PppBinding
 from wipstack.net.stack import Stack
-from wipstack.ppp.events import IpcpDown, IpcpUp, LinkDead, LinkTerminated, PppEvent
+from wipstack.ppp.events import IpcpUp, PppEvent
 from wipstack.ppp.session import PppSession
 
 Logger = Callable[[str], None]
@@ -84,7 +85,9 @@ class PppPort:
     """A PPP session on a byte link; its interface joins the stack while IPCP is Opened.
 
     ``default_route`` makes the link the default route once it is up (what a PPP client
-    wants); ``interface_name`` names the stack interface (``ppp0`` by default).
+    wants); ``interface_name`` names the stack interface (``ppp0`` by default).  The
+    session-to-stack glue is :class:`~wipstack.net.ppp_binding.PppBinding`; this port moves
+    its octets to and from the link.
     """
 
     def __init__(
@@ -104,17 +107,14 @@ class PppPort:
         self.session = session
         self.link = link
         self.name = interface_name
-        self.default_route = default_route
-        self.use_peer_dns = use_peer_dns
         self.log = log or (lambda line: None)
         self.clock = clock
-        self.interface: Interface | None = None
-        self.events: list[PppEvent] = []
+        self.binding = PppBinding(stack, session, interface_name, default_route=default_route,
+                                  use_peer_dns=use_peer_dns)  # fmt: skip
+        self.binding.on_event = self._on_binding_event
         self.eof = False
         self.bytes_in = 0
         self.bytes_out = 0
-        self.started_at: float | None = None
-        self.ipcp_up_at: float | None = None
         self.on_event: Callable[[PppEvent], None] | None = None
         self._pending = bytearray()
         if tap is not None:
@@ -122,10 +122,28 @@ class PppPort:
                 Direction.OUTBOUND if outbound else Direction.INBOUND, frame
             )
 
+    @property
+    def interface(self) -> Interface | None:
+        """The stack interface while IPCP is Opened."""
+        return self.binding.interface
+
+    @property
+    def events(self) -> list[PppEvent]:
+        """Every event the session reported."""
+        return self.binding.events
+
+    @property
+    def started_at(self) -> float | None:
+        return self.binding.started_at
+
+    @property
+    def ipcp_up_at(self) -> float | None:
+        return self.binding.ipcp_up_at
+
     def open(self) -> None:
         """Start negotiating."""
-        self.started_at = self.clock()
-        self.session.open(self.started_at)
+        self.binding.open(self.clock())
+        self._collect()
 
     # ------------------------------------------------------------------ Port
     def read_fds(self) -> list[int]:
@@ -142,86 +160,58 @@ class PppPort:
         except BlockingIOError:
             return
         if not data:
-            self.eof = True
-            self.session.lower_down(now)
-            self._after(now)
+            self._line_down(now)
             return
         self.bytes_in += len(data)
-        self.session.receive_bytes(data, now)
-        self._after(now)
+        self.binding.receive_bytes(data, now)
+        self._collect()
 
     def on_writable(self, fd: int, now: float) -> None:
         self._write(now)
 
     def flush(self, now: float) -> None:
-        interface = self.interface
-        if interface is not None and interface.output:
-            for packet in interface.take_output():
-                self.session.send_ip(packet, now)
-        self._after(now)
+        self.binding.flush(now)
+        self._collect()
         self._write(now)
 
     def next_deadline(self) -> float | None:
-        return self.session.next_deadline()
+        return self.binding.next_deadline()
 
     def on_timer(self, now: float) -> None:
-        self.session.on_timer(now)
-        self._after(now)
+        self.binding.on_timer(now)
+        self._collect()
 
     def close(self) -> None:
-        self._detach()
+        self.binding.detach()
         self.link.close()
 
     # ----------------------------------------------------------------- state
     @property
     def is_up(self) -> bool:
         """IPCP is Opened and the interface is in the stack."""
-        return self.interface is not None
+        return self.binding.is_up
 
-    def _after(self, now: float) -> None:
-        """Deliver received datagrams, handle session events, collect output."""
-        interface = self.interface
-        packets = self.session.take_ip_packets()
-        if packets and interface is not None:
-            self.stack.receive_batch(interface, packets, now)  # one TCP ACK per read, as from TUN
-        while (event := self.session.next_event()) is not None:
-            self.events.append(event)
-            for line in describe_event(event):
-                self.log(line)
-            if isinstance(event, IpcpUp):
-                self._attach(now)
-            elif isinstance(event, IpcpDown | LinkDead | LinkTerminated):
-                self._detach()
-            if self.on_event is not None:
-                self.on_event(event)
-        self._pending += self.session.bytes_to_send()
+    def _on_binding_event(self, event: PppEvent) -> None:
+        for line in describe_event(event):
+            self.log(line)
+        if isinstance(event, IpcpUp) and self.binding.interface is not None:
+            interface = self.binding.interface
+            if self.binding.use_peer_dns and event.result.dns_servers:
+                self.log(f"{self.name}: DNS servers {', '.join(str(a) for a in event.result.dns_servers)}")
+            self.log(f"{self.name}: {IPv4Address(interface.address)} peer {event.result.peer_address} "
+                     f"mtu {interface.mtu}")  # fmt: skip
+        if self.on_event is not None:
+            self.on_event(event)
 
-    def _attach(self, now: float) -> None:
-        result = self.session.ipcp.result
-        link = self.session.link
-        if result is None or link is None:
-            return
-        self._detach()
-        self.ipcp_up_at = now
-        interface = Interface(
-            self.name,
-            result.local_address.packed,
-            peer=result.peer_address.packed,
-            mtu=max(68, min(link.peer_mru, link.mru)),  # what either end can take: TCP announces its MSS from it
-        )
-        self.stack.add_interface(interface)
-        if self.default_route:
-            self.stack.routes.add_default(self.name)
-        if result.dns_servers and self.use_peer_dns:
-            self.stack.dns.servers = [a.packed for a in result.dns_servers]  # RFC 1877: learned from IPCP
-            self.log(f"{self.name}: DNS servers {', '.join(str(a) for a in result.dns_servers)}")
-        self.interface = interface
-        self.log(f"{self.name}: {IPv4Address(interface.address)} peer {result.peer_address} mtu {interface.mtu}")
+    def _collect(self) -> None:
+        self._pending += self.binding.bytes_to_send()
 
-    def _detach(self) -> None:
-        if self.interface is not None and self.interface.name in self.stack.interfaces:
-            self.stack.remove_interface(self.interface.name)
-        self.interface = None
+    def _line_down(self, now: float) -> None:
+        self._pending.clear()
+        self.eof = True
+        self.binding.lower_down(now)
+        self._collect()
+        self._pending.clear()
 
     def _write(self, now: float) -> None:
         if not self._pending:
@@ -232,10 +222,7 @@ class PppPort:
         try:
             written = self.link.write(bytes(self._pending))
         except (BrokenPipeError, ConnectionResetError):
-            self._pending.clear()
-            self.eof = True
-            self.session.lower_down(now)
-            self._after(now)
+            self._line_down(now)
             return
         except BlockingIOError:
             return

@@ -316,7 +316,7 @@ class TcpLayer:
     def _send(self, conn: TcpConnection, seg: TcpRepr, payload: bytes) -> None:
         segment = seg.emit(payload, src=conn.local[0], dst=conn.remote[0])
         self.segments_out += 1
-        self.stack.send_datagram(conn.local[0], conn.remote[0], _TCP, segment)
+        self.stack.send_datagram(conn.local[0], conn.remote[0], _TCP, segment, ttl=conn.ttl, tos=conn.tos)
 
     def _reset_stranger(self, header: Ipv4Repr, seg: TcpRepr, data_len: int) -> None:
         """RFC 9293 §3.10.7.1: a segment for no connection gets RST (never a RST for a RST)."""

@@ -9,6 +9,7 @@ Every call takes effect at the stack's next flush (the network loop runs it righ
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 from wipstack.errors import LocalProtocolError
@@ -88,6 +89,45 @@ class TcpSocket:
     def nodelay(self, value: bool) -> None:
         self.connection.nagle = not value
         self._layer.touch(self.connection)
+
+    @property
+    def ttl(self) -> int | None:
+        """IP TTL of this connection's segments (None: the stack's default)."""
+        return self.connection.ttl
+
+    @ttl.setter
+    def ttl(self, value: int | None) -> None:
+        if value is not None and not 1 <= value <= 255:
+            raise ValueError(f"TTL {value} out of 1..255")
+        self.connection.ttl = value
+
+    @property
+    def tos(self) -> int | None:
+        """IP TOS of this connection's segments (None: the stack's default)."""
+        return self.connection.tos
+
+    @tos.setter
+    def tos(self, value: int | None) -> None:
+        if value is not None and not 0 <= value <= 255:
+            raise ValueError(f"TOS {value} out of 0..255")
+        self.connection.tos = value
+
+    @property
+    def send_buffer(self) -> int:
+        """Octets ``send`` may queue in all."""
+        return self.connection.config.send_buffer
+
+    @property
+    def receive_buffer(self) -> int:
+        """Octets of received data held for the application (it sets the window we offer)."""
+        return self.connection.config.receive_buffer
+
+    def set_buffers(self, *, send: int | None = None, receive: int | None = None) -> None:
+        """Resize the buffers from now on; a smaller receive buffer only narrows windows not yet offered."""
+        changes = {k: v for k, v in (("send_buffer", send), ("receive_buffer", receive)) if v is not None}
+        if changes:
+            self.connection.config = replace(self.connection.config, **changes)
+            self._layer.touch(self.connection)
 
     # ---------------------------------------------------------------- data
     def send(self, data: bytes | bytearray | memoryview) -> int:

@@ -63,6 +63,8 @@ class Tcb:
         self.remote = remote
         self.state = S.CLOSED
         self.nagle = config.nagle
+        self.ttl: int | None = None  # per-connection IP TTL/TOS (None: the stack's defaults)
+        self.tos: int | None = None
         self.drops = DropCounters()
         self.error: ConnectionFailed | None = None
         self._events: deque[TcpEvent] = deque()
