@@ -1,0 +1,479 @@
+"""``AT+WIPBR``: bearers -- PPP on the UARTs (client or server), the network device, GPRS.
+
+==========  ======================================================================
+bid         bearer
+==========  ======================================================================
+1, 2        UART1 / UART2: PPP over that UART, client (mode 0) or server (mode 1)
+4           ETHER in WIPSoft 5.41; in wipstack a Linux TUN device (an extension)
+5           GSM data call: needs a cellular modem (``+CME ERROR: 805`` until then)
+6           GPRS: a cellular modem, or the network device when the module is run with
+            ``gprs_backend="tun"`` (so GPRS-only clients run unchanged)
+11-14       CMUX virtual ports over UART1, 21-24 over UART2: 805 until CMUX lands
+==========  ======================================================================
+
+Life of a bearer: ``AT+WIPBR=1`` opens it (804 if already open), ``=2``/``=3`` set and get
+options, ``=4`` starts it (the final result waits until the link is up in client mode;
+in server mode ``OK`` comes at once and ``+WIPBR: <bid>,1,<local>,<remote>,<dns1>,<dns2>``
+when the peer's IPCP is up), ``=5`` stops it, ``=0`` closes it, ``=6`` stores or frees its
+options in flash.  One bearer is started at a time (WIPSoft 2.x); a failure while
+starting is the 813-817 code of what failed; losing a started link prints that code
+unsolicited, then ``+WIPBR: <bid>,0``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from at_frontend.channel import Channel, Mode
+from at_frontend.config import SimState
+from at_frontend.parser import Command, CommandKind
+from at_frontend.registry import PENDING, Outcome, arg_count, command
+from at_frontend.responses import CmeError, CommandError
+from at_frontend.store import StoreCorrupt, StoreUnavailable, delete_section, read_section, update_section
+from wipstack.net.interface import Interface
+from wipstack.net.ppp_binding import PppBinding
+from wipstack.ppp.config import CpConfig, IpcpConfig, PapConfig, PppConfig
+from wipstack.ppp.events import AuthFailed, IpcpUp, LinkDead, LinkTerminated, LinkUp, PppEvent
+from wipstack.ppp.session import PppSession
+
+if TYPE_CHECKING:
+    from at_frontend.module import Module
+
+SET, READ, TEST = CommandKind.SET, CommandKind.READ, CommandKind.TEST
+
+UART_BEARERS = (1, 2)
+NETWORK_BEARER = 4
+GSM, GPRS = 5, 6
+CMUX_BEARERS = (11, 12, 13, 14, 21, 22, 23, 24)
+KNOWN_BEARERS = (*UART_BEARERS, NETWORK_BEARER, GSM, GPRS, *CMUX_BEARERS)
+
+#: option -> (kind, limit): "s" string of at most ``limit`` characters, "i" integer 0..limit, "a" IPv4 address
+OPTIONS: dict[int, tuple[str, int]] = {
+    0: ("s", 64),  # login
+    1: ("s", 64),  # password
+    2: ("s", 32),  # dial number
+    5: ("i", 65535),  # ring count
+    6: ("i", 1),  # MS-Windows null-modem handshake
+    11: ("s", 96),  # APN
+    12: ("i", 4),  # PDP context id
+    15: ("a", 0),  # local IP address
+    16: ("a", 0),  # peer IP address
+    17: ("a", 0),  # primary DNS
+    18: ("a", 0),  # secondary DNS
+}
+BEARER_OPTIONS: dict[int, tuple[int, ...]] = {
+    1: (0, 1, 2, 5, 6, 15, 16, 17, 18),
+    2: (0, 1, 2, 5, 6, 15, 16, 17, 18),
+    NETWORK_BEARER: (15, 16, 17, 18),
+    GPRS: (0, 1, 11, 12, 15, 16, 17, 18),
+}
+#: Addresses a UART PPP server hands out when options 15/16 are not set.
+DEFAULT_SERVER_LOCAL = "192.168.1.1"
+DEFAULT_SERVER_PEER = "192.168.1.2"
+UNSET = "0.0.0.0"
+
+
+class BearerState(enum.Enum):
+    """Where a bearer is in its life."""
+
+    OPEN = "open"  # opened, not started
+    STARTING = "starting"
+    STARTED = "started"
+
+
+class Bearer:
+    """One opened bearer."""
+
+    def __init__(self, bid: int) -> None:
+        self.bid = bid
+        self.state = BearerState.OPEN
+        self.options: dict[int, str | int] = {}
+        self.server = False
+        self.controller: Channel | None = None  # the channel that started it (gets its URCs)
+        self.waiting: list[Channel] = []  # channels whose ``AT+WIPBR=4`` waits for the outcome
+        self.binding: PppBinding | None = None
+        self.interface: Interface | None = None
+        self.stopping = False
+        self.link_up = False
+        self.auth_failed = False
+        self.dns: tuple[str, str] = (UNSET, UNSET)
+        self.local = UNSET
+        self.peer = UNSET
+
+    def option_text(self, opt: int) -> str:
+        """An option as ``AT+WIPBR=3`` shows it (strings and addresses quoted)."""
+        if opt in (15, 16, 17, 18) and self.state is BearerState.STARTED:
+            live = {15: self.local, 16: self.peer, 17: self.dns[0], 18: self.dns[1]}[opt]
+            return f'"{live}"'
+        kind, _ = OPTIONS[opt]
+        value = self.options.get(opt, 0 if kind == "i" else (UNSET if kind == "a" else ""))
+        return str(value) if kind == "i" else f'"{value}"'
+
+
+class Bearers:
+    """The bearers of a module."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self.opened: dict[int, Bearer] = {}
+
+    # ------------------------------------------------------------------ commands
+    def open(self, bid: int) -> None:
+        if bid in self.opened:
+            raise CommandError(CmeError.DEVICE_ALREADY_OPEN)
+        self._check_available(bid)
+        bearer = Bearer(bid)
+        try:
+            stored = read_section(self.module.store, f"bearer.{bid}")
+        except (StoreCorrupt, StoreUnavailable):
+            stored = None
+        for key, value in (stored or {}).items():
+            if key.isdigit() and int(key) in BEARER_OPTIONS.get(bid, ()) and isinstance(value, str | int):
+                bearer.options[int(key)] = value
+        self.opened[bid] = bearer
+
+    def close(self, bid: int, now: float) -> None:
+        bearer = self._get(bid)
+        if bearer.state is not BearerState.OPEN:
+            self.stop(bid, now)
+        del self.opened[bid]
+
+    def start(self, channel: Channel, bid: int, server: bool, login: str | None, password: str | None,
+              now: float) -> Outcome | None:  # fmt: skip
+        bearer = self._get(bid)
+        if bearer.state is BearerState.STARTED:
+            return None  # a repeated start is harmless
+        if bearer.state is BearerState.STARTING:
+            bearer.waiting.append(channel)
+            return PENDING
+        if any(b.state is not BearerState.OPEN for b in self.opened.values()):
+            raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "another bearer is started")
+        if bid in UART_BEARERS:
+            return self._start_uart(channel, bearer, server, login, password, now)
+        if server:
+            raise CommandError(CmeError.NOT_ALLOWED_ON_BEARER, "only PPP on a UART has a server mode")
+        if bid == GPRS:
+            radio = self.module.config.radio
+            if radio.sim is SimState.ABSENT:
+                raise CommandError(CmeError.BEARER_NO_SIM)
+            if radio.sim is SimState.PIN:
+                raise CommandError(CmeError.BEARER_SIM_NOT_READY)
+            if radio.gprs_registration == 2:
+                raise CommandError(CmeError.BEARER_CONNECT_IMPOSSIBLE)  # still searching: clients retry
+            if radio.gprs_registration not in (1, 5) or not radio.gprs_attached or radio.functionality != 1:
+                raise CommandError(CmeError.BEARER_GPRS_FAILURE)
+        return self._start_network(channel, bearer)
+
+    def stop(self, bid: int, now: float) -> None:
+        bearer = self._get(bid)
+        if bearer.state is BearerState.OPEN:
+            return
+        bearer.stopping = True
+        if bearer.binding is not None:
+            bearer.binding.close(now, "User request")
+            self.pump_bearer(bearer, now)
+        self._finish(bearer, None, now, announce=False)
+
+    def stop_all(self, now: float) -> None:
+        for bid in list(self.opened):
+            self.close(bid, now)
+
+    def set_option(self, bid: int, opt: int, raw: str) -> None:
+        bearer = self._get(bid)
+        if opt not in BEARER_OPTIONS.get(bid, ()):
+            raise CommandError(CmeError.INVALID_OPTION)
+        kind, limit = OPTIONS[opt]
+        if kind == "i":
+            if not raw.isdigit() or not 0 <= int(raw) <= limit:
+                raise CommandError(CmeError.INVALID_OPTION_VALUE)
+            bearer.options[opt] = int(raw)
+        elif kind == "a":
+            try:
+                bearer.options[opt] = str(IPv4Address(raw))
+            except ValueError:
+                raise CommandError(CmeError.INVALID_OPTION_VALUE) from None
+        else:
+            if len(raw) > limit:
+                raise CommandError(CmeError.INVALID_OPTION_VALUE)
+            bearer.options[opt] = raw
+
+    def get_option(self, bid: int, opt: int) -> str:
+        bearer = self._get(bid)
+        if opt not in BEARER_OPTIONS.get(bid, ()):
+            raise CommandError(CmeError.INVALID_OPTION)
+        return bearer.option_text(opt)
+
+    def store(self, bid: int, action: int) -> None:
+        bearer = self._get(bid)
+        name = f"bearer.{bid}"
+        try:
+            if action == 1:
+                try:
+                    update_section(self.module.store, name, {str(k): v for k, v in bearer.options.items()})
+                except StoreCorrupt:
+                    self.module.store.save({name: {str(k): v for k, v in bearer.options.items()}})
+            else:
+                delete_section(self.module.store, name)
+        except StoreCorrupt:
+            raise CommandError(CmeError.FLASH_READ_ERROR) from None
+        except StoreUnavailable:
+            raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
+
+    # ------------------------------------------------------------------ loop side
+    def poll(self, now: float) -> None:
+        for bearer in list(self.opened.values()):
+            if bearer.binding is not None:
+                bearer.binding.flush(now)
+                self.pump_bearer(bearer, now)
+
+    def pump(self, channel: Channel, now: float) -> None:
+        """The UART's PPP session took input: collect its output and events."""
+        bid = channel.ppp_bearer
+        if bid is not None and bid in self.opened:
+            self.pump_bearer(self.opened[bid], now)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [b.binding.next_deadline() for b in self.opened.values() if b.binding is not None]
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def on_timer(self, now: float) -> None:
+        for bearer in list(self.opened.values()):
+            binding = bearer.binding
+            if binding is not None:
+                deadline = binding.next_deadline()
+                if deadline is not None and deadline <= now:
+                    binding.on_timer(now)
+                    self.pump_bearer(bearer, now)
+
+    def pump_bearer(self, bearer: Bearer, now: float) -> None:
+        binding = bearer.binding
+        if binding is None:
+            return
+        channel = self.module.channels[bearer.bid]
+        if channel.ppp is binding:
+            channel.out += binding.bytes_to_send()
+        else:
+            binding.bytes_to_send()
+
+    def interface_names(self) -> list[str]:
+        return [b.interface.name for b in self.opened.values() if b.interface is not None]
+
+    # ------------------------------------------------------------------ internals
+    def _check_available(self, bid: int) -> None:
+        if bid not in KNOWN_BEARERS:
+            raise CommandError(CmeError.INVALID_OPTION_VALUE, f"no bearer {bid}")
+        if bid in UART_BEARERS and bid not in self.module.channels:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"no UART{bid}")
+        if bid == GPRS and self.module.config.gprs_backend is None:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, "GPRS needs a cellular modem")
+        if bid == GSM or bid in CMUX_BEARERS:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"bearer {bid} is not available yet")
+        if bid in (NETWORK_BEARER, GPRS) and self.module.host is None:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, "no network device on this host")
+
+    def _get(self, bid: int) -> Bearer:
+        bearer = self.opened.get(bid)
+        if bearer is None:
+            if bid not in KNOWN_BEARERS:
+                raise CommandError(CmeError.INVALID_OPTION_VALUE, f"no bearer {bid}")
+            raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, f"bearer {bid} is not open")
+        return bearer
+
+    def _start_network(self, channel: Channel, bearer: Bearer) -> None:
+        host = self.module.host
+        assert host is not None
+        options = {k: str(v) for k, v in bearer.options.items()}
+        try:
+            interface = host.open_network(bearer.bid, options)
+        except OSError as exc:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, str(exc)) from None
+        stack = self.module.stack
+        bearer.interface = interface
+        bearer.controller = channel
+        bearer.local = str(IPv4Address(interface.address))
+        bearer.peer = str(IPv4Address(interface.peer)) if interface.peer else UNSET
+        if interface.name not in stack.interfaces:
+            stack.add_interface(interface)
+        stack.routes.add_default(interface.name)
+        dns = [str(bearer.options.get(o, UNSET)) for o in (17, 18)]
+        servers = [IPv4Address(d).packed for d in dns if d != UNSET]
+        if servers:
+            stack.dns.servers = servers
+        bearer.dns = (dns[0], dns[1])
+        bearer.state = BearerState.STARTED
+
+    def _start_uart(self, channel: Channel, bearer: Bearer, server: bool, login: str | None, password: str | None,
+                    now: float) -> Outcome | None:  # fmt: skip
+        target = self.module.channels[bearer.bid]
+        if target is not channel and (target.mode is not Mode.COMMAND or target.busy):
+            raise CommandError(CmeError.NOT_ALLOWED_ON_BEARER, f"{target.name} is busy")
+        options = bearer.options
+        if server:
+            user = login if login is not None else str(options.get(0, ""))
+            secret = password if password is not None else str(options.get(1, ""))
+            dns = tuple(IPv4Address(str(options[o])) for o in (17, 18) if str(options.get(o, UNSET)) != UNSET)
+            if not dns:
+                dns = tuple(IPv4Address(s) for s in self.module.stack.dns.servers)
+            config = PppConfig(
+                pap=PapConfig(require=bool(user), secrets=((user, secret),) if user else ()),
+                ipcp=IpcpConfig(
+                    local_address=IPv4Address(str(options.get(15, DEFAULT_SERVER_LOCAL))),
+                    peer_address=IPv4Address(str(options.get(16, DEFAULT_SERVER_PEER))),
+                    accept_peer=False,
+                    dns_servers=dns,
+                ),
+                cp=CpConfig(passive=True),
+            )
+        else:
+            user = str(options.get(0, "")) or None
+            config = PppConfig(
+                pap=PapConfig(username=user, password=str(options.get(1, ""))),
+                ipcp=IpcpConfig(request_dns=True),
+            )
+        rng = random.Random(self.module.stack.rng.getrandbits(64))
+        session = PppSession(config, rng)
+        binding = PppBinding(self.module.stack, session, f"uart{bearer.bid}", default_route=not server,
+                             use_peer_dns=not server)  # fmt: skip
+        bearer.binding = binding
+        bearer.server = server
+        bearer.controller = channel
+        bearer.state = BearerState.STARTING
+        bearer.link_up = bearer.auth_failed = bearer.stopping = False
+        binding.on_event = lambda event: self._ppp_event(bearer, event)
+        target.enter_ppp(bearer.bid, binding)
+        binding.open(now)
+        self.pump_bearer(bearer, now)
+        if server or target is channel:
+            return None  # OK now: a server waits for its client; the UART itself carries PPP from here
+        bearer.waiting.append(channel)
+        return PENDING
+
+    def _ppp_event(self, bearer: Bearer, event: PppEvent) -> None:
+        now = self.module.now
+        if isinstance(event, LinkUp):
+            bearer.link_up = True
+        elif isinstance(event, AuthFailed):
+            bearer.auth_failed = True
+        elif isinstance(event, IpcpUp):
+            result = event.result
+            bearer.interface = bearer.binding.interface if bearer.binding is not None else None
+            bearer.local, bearer.peer = str(result.local_address), str(result.peer_address)
+            servers = [str(a) for a in result.dns_servers]
+            if bearer.server:
+                offered = [str(IPv4Address(s)) for s in self.module.stack.dns.servers]
+                servers = [str(bearer.options.get(17, UNSET)), str(bearer.options.get(18, UNSET))]
+                if servers == [UNSET, UNSET] and offered:
+                    servers = (offered + [UNSET])[:2]
+            servers = (servers + [UNSET, UNSET])[:2]
+            bearer.dns = (servers[0], servers[1])
+            bearer.state = BearerState.STARTED
+            if bearer.server and bearer.controller is not None:
+                bearer.controller.urc(
+                    f"+WIPBR: {bearer.bid},1,{bearer.local},{bearer.peer},{bearer.dns[0]},{bearer.dns[1]}"
+                )
+            self._complete_waiting(bearer, None)
+        elif isinstance(event, LinkTerminated | LinkDead):
+            if bearer.stopping:
+                return
+            if isinstance(event, LinkDead):
+                code = CmeError.BEARER_PEER_NO_ECHO
+            elif bearer.auth_failed:
+                code = CmeError.BEARER_AUTH_FAILED
+            elif bearer.state is BearerState.STARTED:
+                code = CmeError.BEARER_PEER_TERMINATED
+            elif bearer.link_up:
+                code = CmeError.BEARER_IPCP_FAILED
+            else:
+                code = CmeError.BEARER_LCP_FAILED
+            self._finish(bearer, code, now, announce=True)
+
+    def _finish(self, bearer: Bearer, code: CmeError | None, now: float, *, announce: bool) -> None:
+        """The bearer is down (stopped, failed or lost): back to OPEN, the UART to AT mode."""
+        was_started = bearer.state is BearerState.STARTED
+        binding = bearer.binding
+        if binding is not None:
+            binding.detach()
+            channel = self.module.channels[bearer.bid]
+            if channel.ppp is binding:
+                channel.out += binding.bytes_to_send()  # the last Terminate frames
+                channel.leave_ppp()
+        elif bearer.interface is not None and self.module.host is not None:
+            if bearer.interface.name in self.module.stack.interfaces:
+                self.module.stack.remove_interface(bearer.interface.name)
+            self.module.host.close_network(bearer.bid)
+        bearer.binding = None
+        bearer.interface = None
+        bearer.state = BearerState.OPEN
+        self._complete_waiting(bearer, code or CmeError.BEARER_PEER_TERMINATED)
+        controller = bearer.controller
+        if announce and controller is not None and (was_started or bearer.server):
+            if code is not None:
+                controller.urc(f"+CME ERROR: {int(code)}")
+            controller.urc(f"+WIPBR: {bearer.bid},0")
+        for channel in self.module.channels.values():
+            channel.release_urcs()
+
+    def _complete_waiting(self, bearer: Bearer, code: CmeError | None) -> None:
+        waiting, bearer.waiting = bearer.waiting, []
+        for channel in waiting:
+            self.module.complete(channel, code)
+
+
+@command("+WIPBR")
+def wipbr(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
+    """``AT+WIPBR=<cmdtype>,<bid>[,...]`` (cmdtypes 0-6), ``?`` and ``=?``."""
+    bearers = module.bearers
+    if cmd.kind is READ:
+        for bid, bearer in sorted(bearers.opened.items()):
+            channel.info(f"+WIPBR: {bid},{int(bearer.state is BearerState.STARTED)}")
+        return None
+    if cmd.kind is TEST:
+        channel.info("+WIPBR: (0-6),(1,2,4,5,6,11-14,21-24)")
+        return None
+    if cmd.kind is not SET:
+        raise CommandError(None)
+    if not module.started:
+        raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "the IP stack is not started (AT+WIPCFG=1)")
+    arg_count(cmd, 2, 6)
+    cmdtype = cmd.args[0].as_int(0, 6)
+    try:
+        bid = cmd.args[1].as_int(0, 255)
+    except ValueError:
+        raise CommandError(CmeError.INVALID_OPTION_VALUE) from None
+    now = module.now
+    if cmdtype == 0:
+        arg_count(cmd, 2, 2)
+        bearers.close(bid, now)
+    elif cmdtype == 1:
+        arg_count(cmd, 2, 2)
+        bearers.open(bid)
+    elif cmdtype == 2:
+        arg_count(cmd, 4, 4)
+        try:
+            opt = cmd.args[2].as_int(0, 255)
+        except ValueError:
+            raise CommandError(CmeError.INVALID_OPTION) from None
+        bearers.set_option(bid, opt, cmd.args[3].text)
+    elif cmdtype == 3:
+        arg_count(cmd, 3, 3)
+        try:
+            opt = cmd.args[2].as_int(0, 255)
+        except ValueError:
+            raise CommandError(CmeError.INVALID_OPTION) from None
+        channel.info(f"+WIPBR: {bid},{opt},{bearers.get_option(bid, opt)}")
+    elif cmdtype == 4:
+        mode = cmd.args[2].as_int(0, 1) if len(cmd.args) > 2 and not cmd.args[2].is_empty else 0
+        login = cmd.args[3].text if len(cmd.args) > 3 and not cmd.args[3].is_empty else None
+        password = cmd.args[4].text if len(cmd.args) > 4 and not cmd.args[4].is_empty else None
+        return bearers.start(channel, bid, mode == 1, login, password, now)
+    elif cmdtype == 5:
+        arg_count(cmd, 2, 2)
+        bearers.stop(bid, now)
+    else:
+        arg_count(cmd, 3, 3)
+        bearers.store(bid, cmd.args[2].as_int(0, 1))
+    return None

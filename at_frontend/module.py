@@ -1,0 +1,325 @@
+"""The virtual WIPSoft module: UART channels, command execution, and the services behind them.
+
+Sans-I/O, like the rest of the core: the driver hands it the bytes each UART received with
+:meth:`Module.receive`, takes what each UART must send with :meth:`Module.bytes_to_send`
+(only as much as the line can take: the rest waits, and behind it the sockets), asks
+:meth:`Module.wants_input` before reading a UART, and calls :meth:`Module.poll` after each
+round of the network loop and :meth:`Module.on_timer` at :meth:`Module.next_deadline`.
+
+Everything the +WIP commands do goes through wipstack's public API: the :class:`Stack`,
+its TCP and UDP sockets, its resolver and ping sessions, and PPP sessions for the UART
+bearers.  Things that need the operating system (a TUN device for the network bearer)
+are asked of the :class:`ModuleHost` the driver provides.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from at_frontend.channel import Channel, Mode
+from at_frontend.config import ModuleConfig
+from at_frontend.parser import ArgError, AtSyntaxError, Command, Line, is_repeat, parse_command_line
+from at_frontend.registry import COMMANDS, CONNECT, PENDING
+from at_frontend.responses import CmeError, CommandError, ResultCode
+from at_frontend.store import ConfigStore, MemoryStore
+from wipstack.net.interface import Interface
+from wipstack.net.stack import Stack
+
+_CR_LF = b"\r\n"
+
+
+class ModuleHost(Protocol):
+    """What the driver does for the module when the operating system is involved."""
+
+    def open_network(self, bearer: int, options: dict[int, str]) -> Interface:
+        """Create the network device of ``bearer`` (a TUN device); raises ``OSError``."""
+
+    def close_network(self, bearer: int) -> None:
+        """Remove it again."""
+
+
+class Module:
+    """See the module docstring.  ``uarts`` names the UARTs (1 and 2 on a Wavecom module)."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        config: ModuleConfig | None = None,
+        *,
+        store: ConfigStore | None = None,
+        host: ModuleHost | None = None,
+        uarts: tuple[int, ...] = (1, 2),
+        now: float = 0.0,
+    ) -> None:
+        # imported here: these modules register their commands and import Module for types
+        from at_frontend import basic, bearers, ping, sockets, stackcfg
+
+        self.stack = stack
+        self.config = config or ModuleConfig()
+        self.store: ConfigStore = store if store is not None else MemoryStore()
+        self.host = host
+        self.now = now
+        self.channels: dict[int, Channel] = {uart: Channel(uart, self.config) for uart in uarts}
+        self.stack_config = stackcfg.StackSettings(self)
+        self.bearers = bearers.Bearers(self)
+        self.sockets = sockets.SocketTable(self)
+        self.pings = ping.PingService(self)
+        self.basic = basic.BasicState()
+        self.stack_config.load_stored()
+
+    # ------------------------------------------------------------------ driver side
+    def receive(self, uart: int, data: bytes, now: float) -> None:
+        """Bytes the UART received."""
+        self.now = now
+        channel = self.channels[uart]
+        if channel.mode is Mode.COMMAND and channel.busy:
+            self._hold_input(channel, data)
+        else:
+            self._dispatch_input(channel, data, now)
+        self.poll(now)
+
+    def wants_input(self, uart: int) -> bool:
+        """False when the UART should not be read now (flow control toward the host)."""
+        channel = self.channels[uart]
+        if channel.mode is Mode.DATA and channel.data is not None:
+            return channel.data.can_accept()
+        if channel.mode is Mode.PPP:
+            return len(channel.out) < self.config.uart_buffer * 8
+        return len(channel.held_input) < self.config.max_line * 4
+
+    def bytes_to_send(self, uart: int, limit: int, now: float) -> bytes:
+        """Up to ``limit`` octets for the UART."""
+        self.now = now
+        channel = self.channels[uart]
+        self._fill_from_socket(channel, now)
+        return channel.take_output(limit)
+
+    def poll(self, now: float) -> None:
+        """Collect what happened in the stack since the last round (PPP output, DNS, pings)."""
+        self.now = now
+        self.bearers.poll(now)
+        self.sockets.poll(now)
+        self.pings.poll(now)
+        for channel in self.channels.values():
+            self._fill_from_socket(channel, now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`on_timer` is due."""
+        deadlines = [self.bearers.next_deadline(), self.pings.next_deadline(), self.sockets.next_deadline()]
+        for channel in self.channels.values():
+            if channel.detector is not None:
+                deadlines.append(channel.detector.next_deadline())
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def on_timer(self, now: float) -> None:
+        """Run due timers: escape guard times, bearer and ping timers."""
+        self.now = now
+        for channel in self.channels.values():
+            detector = channel.detector
+            if channel.mode is Mode.DATA and detector is not None:
+                deadline = detector.next_deadline()
+                if deadline is not None and deadline <= now:
+                    result = detector.on_timer(now)
+                    if result.data and channel.data is not None:
+                        channel.data.write(result.data, now)
+                    if result.escaped:
+                        self._escape(channel, result.rest, now)
+        self.bearers.on_timer(now)
+        self.pings.on_timer(now)
+        self.sockets.on_timer(now)
+        self.poll(now)
+
+    # ------------------------------------------------------------------ services side
+    def urc(self, uart: int, text: str) -> None:
+        """An unsolicited result code for ``uart``."""
+        channel = self.channels.get(uart)
+        if channel is not None:
+            channel.urc(text)
+
+    def complete(self, channel: Channel, error: CmeError | None = None) -> None:
+        """The pending command of ``channel`` finished (``error`` None: it succeeded)."""
+        if not channel.busy:
+            return
+        channel.busy = False
+        remaining, channel.remaining = channel.remaining, []
+        if error is not None:
+            channel.out += channel.framing.error(error)
+        else:
+            self._run_commands(channel, remaining)
+        channel.release_urcs()
+        self._resume(channel)
+
+    def connect_data(self, channel: Channel) -> None:
+        """A command put the channel in data mode: say CONNECT (also after a pending command)."""
+        channel.out += channel.framing.result(ResultCode.CONNECT)
+
+    @property
+    def started(self) -> bool:
+        """``AT+WIPCFG=1`` was given (and not undone)."""
+        return self.stack_config.started
+
+    # ------------------------------------------------------------------ input
+    def _hold_input(self, channel: Channel, data: bytes) -> None:
+        room = self.config.max_line * 4 - len(channel.held_input)
+        if len(data) > room:
+            channel.input_dropped += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        channel.held_input += data
+
+    def _dispatch_input(self, channel: Channel, data: bytes, now: float) -> None:
+        while data:
+            if channel.mode is Mode.PPP and channel.ppp is not None:
+                channel.ppp.receive_bytes(data, now)
+                self.bearers.pump(channel, now)
+                return
+            if channel.mode is Mode.DATA:
+                data = self._data_input(channel, data, now)
+                continue
+            if channel.busy:
+                self._hold_input(channel, data)
+                return
+            data = self._command_input(channel, data, now)
+
+    def _command_input(self, channel: Channel, data: bytes, now: float) -> bytes:
+        """Consume command-mode bytes up to the first line that changes the mode; return the rest."""
+        if channel.skip_lf:
+            channel.skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]
+        start = 0
+        size = len(data)
+        while start < size:
+            cr, lf = data.find(b"\r", start), data.find(b"\n", start)
+            ends = [i for i in (cr, lf) if i >= 0]
+            end = min(ends) + 1 if ends else size
+            piece = data[start:end]
+            if channel.framing.echo:
+                channel.out += piece
+            start = end
+            for line in channel.assembler.feed(piece):
+                channel.queued_lines.append(line)
+            self._run_queued_lines(channel)
+            if channel.mode is not Mode.COMMAND or channel.busy:
+                if piece.endswith(b"\r"):
+                    if start < size and data[start : start + 1] == b"\n":
+                        start += 1
+                    elif start == size:
+                        channel.skip_lf = True
+                rest = data[start:]
+                if channel.busy and rest:
+                    self._hold_input(channel, rest)
+                    return b""
+                return rest
+        return b""
+
+    def _run_queued_lines(self, channel: Channel) -> None:
+        while channel.queued_lines and channel.mode is Mode.COMMAND and not channel.busy:
+            self._execute_line(channel, channel.queued_lines.popleft())
+
+    def _execute_line(self, channel: Channel, line: Line) -> None:
+        framing = channel.framing
+        if line.too_long:
+            channel.out += framing.error(CmeError.TEXT_STRING_TOO_LONG)
+            return
+        text = line.text.lstrip("".join(map(chr, range(33))))  # noise before "AT" (V.25ter ignores it)
+        if not text:
+            return  # empty lines are ignored
+        if is_repeat(text):
+            if channel.last_line is None:
+                channel.out += framing.error(None)
+                return
+            text = channel.last_line
+        try:
+            commands = parse_command_line(text)
+        except AtSyntaxError:
+            channel.out += framing.error(None)
+            return
+        channel.last_line = text
+        self._run_commands(channel, commands)
+        channel.release_urcs()
+
+    def _run_commands(self, channel: Channel, commands: list[Command]) -> None:
+        """Run a line's commands in order; the first failure ends the line (V.25ter §5.4)."""
+        channel.executing = True
+        try:
+            for position, cmd in enumerate(commands):
+                handler = COMMANDS.get(cmd.name)
+                if handler is None:
+                    channel.out += channel.framing.error(None)
+                    return
+                try:
+                    outcome = handler(self, channel, cmd)
+                except CommandError as exc:
+                    channel.out += channel.framing.error(exc.code)
+                    return
+                except ArgError:
+                    channel.out += channel.framing.error(CmeError.INVALID_OPTION_VALUE)
+                    return
+                if outcome is PENDING:
+                    channel.busy = True
+                    channel.remaining = commands[position + 1 :]
+                    return
+                if outcome is CONNECT:
+                    self.connect_data(channel)
+                    return  # the rest of the line is ignored: the UART carries data now
+            channel.out += channel.framing.result(ResultCode.OK)
+        finally:
+            channel.executing = False
+
+    def _resume(self, channel: Channel) -> None:
+        """After a pending command: the lines and bytes that waited."""
+        self._run_queued_lines(channel)
+        if channel.busy or channel.mode is not Mode.COMMAND:
+            return
+        held, channel.held_input = bytes(channel.held_input), bytearray()
+        if held:
+            self._dispatch_input(channel, held, self.now)
+
+    # ------------------------------------------------------------------ data mode
+    def _data_input(self, channel: Channel, data: bytes, now: float) -> bytes:
+        """Host bytes in data mode; returns what belongs to AT mode after an escape."""
+        detector, link = channel.detector, channel.data
+        if detector is None or link is None:
+            channel.mode = Mode.COMMAND
+            return data
+        result = detector.feed(data, now)
+        if result.data:
+            link.write(result.data, now)
+        if result.escaped:
+            self._escape(channel, b"", now)
+            return result.rest
+        return b""
+
+    def _escape(self, channel: Channel, rest: bytes, now: float) -> None:
+        """``+++`` recognised: OK, AT mode, the socket stays open."""
+        self.sockets.unmapped(channel, now)
+        channel.leave_data(now)
+        channel.out += channel.framing.result(ResultCode.OK)
+        channel.release_urcs()
+        if rest:
+            self._dispatch_input(channel, rest, now)
+
+    def _fill_from_socket(self, channel: Channel, now: float) -> None:
+        link = channel.data
+        if channel.mode is not Mode.DATA or link is None:
+            return
+        room = channel.output_room
+        if room > 0:
+            chunk = link.read(room, now)
+            if chunk:
+                channel.out += chunk
+        if link.ended:
+            held = channel.leave_data(now)
+            if held:
+                pass  # the socket is gone: '+' still held by the detector have nowhere to go
+            self.sockets.unmapped(channel, now)
+            channel.release_urcs()
+
+
+def line_bytes(text: str) -> bytes:
+    """``text`` framed as a verbose line (helper for the data-mode markers)."""
+    return _CR_LF + text.encode() + _CR_LF
+
+
+__all__ = ["CommandError", "Module", "ModuleHost", "line_bytes"]
