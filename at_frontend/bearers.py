@@ -326,7 +326,7 @@ class Bearers:
                     accept_peer=False,
                     dns_servers=dns,
                 ),
-                cp=CpConfig(passive=True),
+                cp=CpConfig(passive=True, silent=True),  # a server waits for its client to speak first
             )
         else:
             user = str(options.get(0, "")) or None

@@ -381,7 +381,9 @@ class SocketTable:
             1: lambda: str(self._peer(entry)[1]),
             2: lambda: f'"{IPv4Address(self._peer(entry)[0])}"',
             3: lambda: str(int(entry.peer is not None or proto != UDP)),
-            6: lambda: str(sock.readable if sock is not None else (len(entry.datagrams[0][0]) if entry.datagrams else 0)),
+            6: lambda: str(
+                sock.readable if sock is not None else (len(entry.datagrams[0][0]) if entry.datagrams else 0)
+            ),
         }
         writable = {4, 5, 7, 8, 9}
         valid = {UDP: {0, 1, 2, 3, 6, 8, 9}, TCP_CLIENT: {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, TCP_SERVER: {0, 4, 5, 7, 8, 9}}

@@ -82,6 +82,12 @@ class NetLoop:
         self._wake()
         return port
 
+    def remove_port(self, port: Port) -> None:
+        """Detach a device (the caller closes it)."""
+        if port in self.ports:
+            self.ports.remove(port)
+        self._wake()
+
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
         """Also wait on ``fd`` (a signal wake-up pipe, a control socket...)."""
         self._readers[fd] = callback

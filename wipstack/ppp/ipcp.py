@@ -143,6 +143,8 @@ class Ipcp:
                 assigned = self.config.peer_address
                 if assigned != UNSPECIFIED and value != assigned:
                     suggestion = ipcp_option(IpcpOptionType.IP_ADDRESS, assigned)  # RFC 1332 §3.3
+                elif assigned != UNSPECIFIED:
+                    his = replace(his, address=value)  # the address we assign: agreed
                 elif value == UNSPECIFIED or not self.config.accept_peer:
                     rejects.append(option)  # the peer wants an address and we have none for it
                     continue

@@ -276,6 +276,16 @@ class TestClient:
         start(ipcp)
         assert judge(ipcp, addr(SERVER_IP)).code == CpCode.CONFIGURE_REJECT
 
+    def test_assigned_address_is_acked_when_peer_addresses_are_not_accepted(self) -> None:
+        # a server that assigns the peer's address (and takes no other): the Nak, then the Ack
+        config = IpcpConfig(local_address=SERVER_IP, peer_address=CLIENT_IP, accept_peer=False)
+        ipcp = Ipcp(config, CpConfig())
+        start(ipcp)
+        answer = judge(ipcp, addr(UNSPECIFIED))
+        assert answer.code == CpCode.CONFIGURE_NAK and values(answer)[IpcpOptionType.IP_ADDRESS] == CLIENT_IP
+        assert judge(ipcp, addr(CLIENT_IP)).code == CpCode.CONFIGURE_ACK
+        assert judge(ipcp, addr(SERVER_IP)).code == CpCode.CONFIGURE_NAK
+
     def test_client_offering_no_dns_rejects_peer_dns_request(self) -> None:
         ipcp = client()
         start(ipcp)
