@@ -23,7 +23,6 @@ unsolicited, then ``+WIPBR: <bid>,0``.
 from __future__ import annotations
 
 import enum
-import random
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
@@ -334,8 +333,7 @@ class Bearers:
                 pap=PapConfig(username=user, password=str(options.get(1, ""))),
                 ipcp=IpcpConfig(request_dns=True),
             )
-        rng = random.Random(self.module.stack.rng.getrandbits(64))
-        session = PppSession(config, rng)
+        session = PppSession(config, self.module.stack.rng)  # the module's injected random source
         binding = PppBinding(self.module.stack, session, f"uart{bearer.bid}", default_route=not server,
                              use_peer_dns=not server)  # fmt: skip
         bearer.binding = binding

@@ -9,7 +9,6 @@ route is pinged all the same: its requests time out, as on the module.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -76,8 +75,7 @@ class PingService:
             self.session = self.module.stack.ping(destination, config, now)
             self.unrouted = False
         except SocketError:
-            rng = random.Random(self.module.stack.rng.getrandbits(32))
-            self.session = PingSession(destination, config, rng, now)
+            self.session = PingSession(destination, config, self.module.stack.rng, now)
             self.unrouted = True
             self.session.due_requests(now)
 

@@ -327,6 +327,10 @@ def _run(seed: int, log: Log, pcap: PcapngWriter | None) -> int:
     finally:
         for node in nodes:
             node.loop.close()
+    from wipstack.drivers.demo_at import run_at_demo
+
+    log("AT act: a virtual WIPSoft module driven with +WIP commands over ptys")
+    ok &= run_at_demo(seed, log)
     log("demo: OK" if ok else "demo: FAILED")
     return 0 if ok else 1
 
