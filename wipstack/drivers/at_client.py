@@ -8,6 +8,7 @@ drives the virtual module with it; it works the same against a real Wavecom/Sier
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import time
@@ -95,10 +96,8 @@ class AtClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([self.link.read_fd], [], [], remaining)[0]:
             raise AtTimeout("no answer from the module")
-        try:
+        with contextlib.suppress(BlockingIOError):
             self.buffer += self.link.read()
-        except BlockingIOError:
-            pass
 
     def escape_to_command_mode(self, guard: float = 1.1, timeout: float = 5.0) -> None:
         """``+++`` with its guard times; waits for ``OK`` (data still arriving is dropped)."""
