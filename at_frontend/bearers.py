@@ -164,7 +164,8 @@ class Bearers:
                 raise CommandError(CmeError.BEARER_CONNECT_IMPOSSIBLE)  # still searching: clients retry
             if radio.gprs_registration not in (1, 5) or not radio.gprs_attached or radio.functionality != 1:
                 raise CommandError(CmeError.BEARER_GPRS_FAILURE)
-        return self._start_network(channel, bearer)
+        self._start_network(channel, bearer)
+        return None
 
     def stop(self, bid: int, now: float) -> None:
         bearer = self._get(bid)
@@ -328,9 +329,9 @@ class Bearers:
                 cp=CpConfig(passive=True, silent=True),  # a server waits for its client to speak first
             )
         else:
-            user = str(options.get(0, "")) or None
+            client_user = str(options.get(0, "")) or None
             config = PppConfig(
-                pap=PapConfig(username=user, password=str(options.get(1, ""))),
+                pap=PapConfig(username=client_user, password=str(options.get(1, ""))),
                 ipcp=IpcpConfig(request_dns=True),
             )
         session = PppSession(config, self.module.stack.rng)  # the module's injected random source

@@ -50,7 +50,7 @@ class TcpDataLink:
                 if item is ETX:
                     self.shutdown_requested = True
                 else:
-                    self._queue(item)  # type: ignore[arg-type]
+                    self._queue(item)
         self.flush_backlog(now)
 
     def _queue(self, data: bytes) -> None:

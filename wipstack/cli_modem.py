@@ -66,9 +66,9 @@ def run_modem(args: argparse.Namespace) -> int:
                 links[uart] = SerialLink(device, args.baud)
                 _log(f"UART{uart}: {device} at {args.baud} bit/s")
             else:
-                link = PtyLink(path or None)
-                links[uart] = link
-                _log(f"UART{uart}: {link.path}" + (f" -> {link.slave_path}" if path else ""))
+                pty = PtyLink(path or None)
+                links[uart] = pty
+                _log(f"UART{uart}: {pty.path}" + (f" -> {pty.slave_path}" if path else ""))
     except BaseException:
         for link in links.values():
             link.close()

@@ -154,7 +154,11 @@ def _udp_act(host: AtClient, expect: Callable[..., list[str]], log: Log) -> bool
 def _udp_echo(stack: Stack) -> None:
     sock = stack.udp_socket()
     sock.bind(port=ECHO_PORT)
-    sock.on_datagram = lambda data, source, now: sock.sendto(data, source[0], source[1])
+
+    def echo(data: bytes, source: tuple[bytes, int], now: float) -> None:
+        sock.sendto(data, source[0], source[1])
+
+    sock.on_datagram = echo
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:

@@ -124,9 +124,13 @@ class TcpSocket:
 
     def set_buffers(self, *, send: int | None = None, receive: int | None = None) -> None:
         """Resize the buffers from now on; a smaller receive buffer only narrows windows not yet offered."""
-        changes = {k: v for k, v in (("send_buffer", send), ("receive_buffer", receive)) if v is not None}
-        if changes:
-            self.connection.config = replace(self.connection.config, **changes)
+        config = self.connection.config
+        if send is not None:
+            config = replace(config, send_buffer=send)
+        if receive is not None:
+            config = replace(config, receive_buffer=receive)
+        if config is not self.connection.config:
+            self.connection.config = config
             self._layer.touch(self.connection)
 
     # ---------------------------------------------------------------- data
