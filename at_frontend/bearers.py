@@ -254,10 +254,10 @@ class Bearers:
         if binding is None:
             return
         channel = self.module.channels[bearer.bid]
-        if channel.ppp is binding:
+        if channel.ppp is not binding:
+            binding.bytes_to_send()  # the UART left PPP mode: nowhere to go
+        elif not channel.executing:  # frames wait until the command's final result is out
             channel.out += binding.bytes_to_send()
-        else:
-            binding.bytes_to_send()
 
     def interface_names(self) -> list[str]:
         return [b.interface.name for b in self.opened.values() if b.interface is not None]

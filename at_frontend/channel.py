@@ -88,14 +88,12 @@ class Channel:
         self.out += self.framing.info(text)
 
     def urc(self, text: str) -> None:
-        """An unsolicited line: now if the channel shows AT output, else held (bounded)."""
-        if self.mode is Mode.COMMAND and not self.busy and not self.executing:
-            self.out += self.framing.urc(text)
-            return
+        """An unsolicited line: now if the channel shows AT output, else held (bounded, in order)."""
         if len(self.held_urcs) >= self.config.max_held_urcs:
             self.held_urcs.popleft()
             self.urcs_dropped += 1
         self.held_urcs.append(text)
+        self.release_urcs()
 
     def release_urcs(self) -> None:
         """Print the held unsolicited lines (after a final result, back in AT mode)."""

@@ -281,10 +281,7 @@ class SocketTable:
         if entry is None:
             raise CommandError(CmeError.BAD_STATE, "no such socket")
         if entry.tcp is not None and not entry.failed:
-            if entry.peer_closed or entry.tcp.readable:
-                entry.tcp.abort(now) if entry.tcp.readable else entry.tcp.close(now)
-            else:
-                entry.tcp.close(now)
+            entry.tcp.close(now)  # FIN; RST when unread data is thrown away (RFC 2525 §2.17)
         self._forget(entry)
 
     def _forget(self, entry: SocketEntry) -> None:
