@@ -258,6 +258,13 @@ def cfun(module: Module, channel: Channel, cmd: Command) -> None:
         radio.functionality = level
         if len(cmd.args) == 2 and cmd.args[1].as_int(0, 1) == 1:
             channel.reset_settings()
+            # a reset module announces it is ready when AT+WIND asked for it (Wavecom: bit 2
+            # "+WIND: 3", ready except phonebook; bit 3 "+WIND: 4", ready for all commands)
+            mask = int(module.basic.line_parameters.get("+WIND", "0").split(",")[0] or 0)
+            if level == 1 and mask & 4:
+                channel.urc("+WIND: 3")
+            if level == 1 and mask & 8:
+                channel.urc("+WIND: 4")
     else:
         raise CommandError(None)
 
