@@ -186,10 +186,11 @@ def cpin(module: Module, channel: Channel, cmd: Command) -> None:
         arg_count(cmd, 1, 2)
         if radio.sim is SimState.ABSENT:
             raise CommandError(CmeError.SIM_NOT_INSERTED)
-        if radio.sim is SimState.PIN:
-            if cmd.args[0].text != radio.pin:
-                raise CommandError(CmeError.INCORRECT_PASSWORD)
-            radio.sim = SimState.READY
+        if radio.sim is not SimState.PIN:
+            raise CommandError(CmeError.OPERATION_NOT_ALLOWED)  # 27.007 §8.3: no PIN is pending
+        if cmd.args[0].text != radio.pin:
+            raise CommandError(CmeError.INCORRECT_PASSWORD)
+        radio.sim = SimState.READY
     elif cmd.kind is not TEST:
         raise CommandError(None)
 

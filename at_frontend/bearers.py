@@ -23,6 +23,7 @@ unsolicited, then ``+WIPBR: <bid>,0``.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ from at_frontend.responses import CmeError, CommandError
 from at_frontend.store import StoreCorrupt, StoreUnavailable, delete_section, read_section, update_section
 from wipstack.net.interface import Interface
 from wipstack.net.ppp_binding import PppBinding
-from wipstack.ppp.config import CpConfig, IpcpConfig, PapConfig, PppConfig
+from wipstack.ppp.config import CpConfig, IpcpConfig, LcpConfig, PapConfig, PppConfig
 from wipstack.ppp.events import AuthFailed, IpcpUp, LinkDead, LinkTerminated, LinkUp, PppEvent
 from wipstack.ppp.session import PppSession
 
@@ -73,6 +74,8 @@ BEARER_OPTIONS: dict[int, tuple[int, ...]] = {
 DEFAULT_SERVER_LOCAL = "192.168.1.1"
 DEFAULT_SERVER_PEER = "192.168.1.2"
 UNSET = "0.0.0.0"
+#: LCP keep-alive of UART PPP links: a silent peer is declared gone (817) after 3 x 10 s.
+ECHO_INTERVAL, ECHO_FAILURE = 10.0, 3
 
 
 class BearerState(enum.Enum):
@@ -173,6 +176,7 @@ class Bearers:
             return
         bearer.stopping = True
         if bearer.binding is not None:
+            bearer.binding.flush(now)  # datagrams already queued (RSTs of closed sockets) go first
             bearer.binding.close(now, "User request")
             self.pump_bearer(bearer, now)
         self._finish(bearer, None, now, announce=False)
@@ -326,11 +330,13 @@ class Bearers:
                     accept_peer=False,
                     dns_servers=dns,
                 ),
+                lcp=LcpConfig(echo_interval=ECHO_INTERVAL, echo_failure=ECHO_FAILURE),
                 cp=CpConfig(passive=True, silent=True),  # a server waits for its client to speak first
             )
         else:
             client_user = str(options.get(0, "")) or None
             config = PppConfig(
+                lcp=LcpConfig(echo_interval=ECHO_INTERVAL, echo_failure=ECHO_FAILURE),
                 pap=PapConfig(username=client_user, password=str(options.get(1, ""))),
                 ipcp=IpcpConfig(request_dns=True),
             )
@@ -409,6 +415,9 @@ class Bearers:
         bearer.state = BearerState.OPEN
         self._complete_waiting(bearer, code or CmeError.BEARER_PEER_TERMINATED)
         controller = bearer.controller
+        if controller is not None:  # an "up" line still held (its UART carried the PPP) is stale now
+            stale = f"+WIPBR: {bearer.bid},1,"
+            controller.held_urcs = deque(u for u in controller.held_urcs if not u.startswith(stale))
         if announce and controller is not None and (was_started or bearer.server):
             if code is not None:
                 controller.urc(f"+CME ERROR: {int(code)}")

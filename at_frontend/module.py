@@ -168,6 +168,10 @@ class Module:
         channel.held_input += data
 
     def _dispatch_input(self, channel: Channel, data: bytes, now: float) -> None:
+        if channel.skip_lf and data:
+            channel.skip_lf = False
+            if data[:1] == b"\n":
+                data = data[1:]  # the LF of the CRLF that ended the command line
         while data:
             if channel.mode is Mode.PPP and channel.ppp is not None:
                 channel.ppp.receive_bytes(data, now)
@@ -183,10 +187,6 @@ class Module:
 
     def _command_input(self, channel: Channel, data: bytes, now: float) -> bytes:
         """Consume command-mode bytes up to the first line that changes the mode; return the rest."""
-        if channel.skip_lf:
-            channel.skip_lf = False
-            if data[:1] == b"\n":
-                data = data[1:]
         start = 0
         size = len(data)
         while start < size:
@@ -199,6 +199,9 @@ class Module:
             start = end
             for line in channel.assembler.feed(piece):
                 channel.queued_lines.append(line)
+            if is_repeat(channel.assembler.pending):
+                channel.assembler.reset()  # V.25ter §5.2.4: A/ needs no line end
+                channel.queued_lines.append(Line("A/"))
             self._run_queued_lines(channel)
             if channel.mode is not Mode.COMMAND or channel.busy:
                 if piece.endswith(b"\r"):
@@ -244,7 +247,7 @@ class Module:
         channel.executing = True
         try:
             for position, cmd in enumerate(commands):
-                handler = COMMANDS.get(cmd.name)
+                handler = COMMANDS.get(cmd.name) or (COMMANDS.get("S") if cmd.name[:1] == "S" else None)
                 if handler is None:
                     channel.out += channel.framing.error(None)
                     return

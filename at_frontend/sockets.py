@@ -191,8 +191,9 @@ class SocketTable:
         if self.entries.get(key) is not entry:
             return  # closed by the host meanwhile
         if isinstance(event, Connected):
+            if entry.spawned_by is None:  # an accepted socket was announced by +WIPACCEPT
+                entry.owner.urc(f"+WIPREADY: {entry.proto},{entry.idx}")
             entry.ready = True
-            entry.owner.urc(f"+WIPREADY: {entry.proto},{entry.idx}")
         elif isinstance(event, DataAvailable):
             sock = entry.tcp
             if entry.mapped is None and sock is not None and sock.readable:
@@ -296,6 +297,8 @@ class SocketTable:
             entry.mapped = None
             if channel.mode is Mode.DATA and channel.data_key == key:
                 channel.leave_data(self.module.now)
+                channel.out += channel.framing.result(ResultCode.NO_CARRIER)  # closed under the UART
+                channel.release_urcs()
         self.links.pop(key, None)
         if entry.udp is not None:
             entry.udp.close()

@@ -114,6 +114,7 @@ class StackSettings:
         """``AT+WIPCFG=0``: close every socket and stop every bearer."""
         self.module.pings.cancel_all()
         self.module.sockets.close_all(self.module.now)
+        self.module.stack.tcp.flush(self.module.now)  # the RSTs leave before the bearers go
         self.module.bearers.stop_all(self.module.now)
         self.started = False
 

@@ -133,5 +133,6 @@ class TunHost:
     def close_network(self, bearer: int) -> None:
         port = self.ports.pop(bearer, None)
         if port is not None:
+            port.flush(self.loop.clock())  # what the stack queued last (RSTs of closed sockets)
             self.loop.remove_port(port)
             port.close()

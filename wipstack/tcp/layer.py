@@ -268,8 +268,9 @@ class TcpLayer:
                     if listener.on_connection is not None:
                         listener.on_connection(conn)
             owner = conn.owner
-            if owner is not None and owner.on_event is not None:
-                while (event := conn.next_event()) is not None:
+            if owner is not None:
+                # the callback may clear itself (the owner let go of the socket): check each time
+                while owner.on_event is not None and (event := conn.next_event()) is not None:
                     owner.on_event(owner, event)
             if self.on_events is not None:
                 self.on_events(conn)
