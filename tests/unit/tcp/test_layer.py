@@ -272,6 +272,25 @@ def test_layer_connect_twice_to_the_same_four_tuple() -> None:
     assert info.value.errno == 98
 
 
+def test_layer_callback_that_lets_go_of_its_socket_gets_no_more_events() -> None:
+    # a refused connect gives ConnectionFailed then Closed; the owner stops listening at the first
+    stack, iface = tcp_host(US)
+    sock = TcpSocket.connect(stack.tcp, PEER, 80, 0.0)
+    seen: list[TcpEvent] = []
+
+    def on_event(s: TcpSocket, event: TcpEvent) -> None:
+        seen.append(event)
+        s.on_event = None
+
+    sock.on_event = on_event
+    stack.on_timer(0.0)
+    [(_, syn_, _)] = tcp_output(iface)
+    rst = TcpRepr(80, syn_.src_port, 0, (syn_.seq + 1) & MASK, RST | ACK, 0)
+    stack.receive(iface, tcp_datagram(PEER, US, rst), 0.1)
+    assert [type(e) for e in seen] == [ConnectionFailed]
+    assert isinstance(sock.next_event(), Closed)  # the rest waits for whoever asks
+
+
 def test_layer_mss_from_the_interface_mtu() -> None:
     stack, iface = tcp_host(US, mtu=576)
     stack.tcp.connect((address(PEER), 80), 0.0)
