@@ -96,7 +96,9 @@ class TcpLayer:
 
     # ------------------------------------------------------------------ user API
     def listen(self, port: int, address: bytes = ANY, backlog: int | None = None) -> TcpListener:
-        """Start listening on ``(address, port)``."""
+        """Start listening on ``(address, port)``; port 0 picks a free ephemeral port."""
+        if port == 0:
+            port = self._ephemeral_listen_port(address)
         local = (address, port)
         if local in self._listeners or (ANY, port) in self._listeners:
             raise OSError(98, f"port {port} already listening")  # EADDRINUSE
@@ -335,6 +337,18 @@ class TcpLayer:
     def _forget(self, key: Key, conn: TcpConnection) -> None:
         del self._connections[key]
         self._dirty.discard(conn)
+
+    def _ephemeral_listen_port(self, address: bytes) -> int:
+        """A port in the ephemeral range no listener and no connection of ``address`` uses."""
+        low, high = self.stack.config.ephemeral_ports
+        span = high - low + 1
+        start = self.stack.rng.randrange(span)
+        used = {key[1] for key in self._connections if address in (ANY, key[0])}
+        for i in range(span):
+            port = low + (start + i) % span
+            if port not in used and (address, port) not in self._listeners and (ANY, port) not in self._listeners:
+                return port
+        raise OSError(99, "no free ephemeral port")  # EADDRNOTAVAIL
 
     def _ephemeral_port(self, source: bytes, remote: Endpoint) -> int:
         low, high = self.stack.config.ephemeral_ports

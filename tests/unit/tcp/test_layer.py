@@ -291,6 +291,13 @@ def test_layer_callback_that_lets_go_of_its_socket_gets_no_more_events() -> None
     assert isinstance(sock.next_event(), Closed)  # the rest waits for whoever asks
 
 
+def test_layer_listen_on_port_zero_picks_a_free_ephemeral_port() -> None:
+    stack, _ = tcp_host(US)
+    ports = {stack.tcp.listen(0).local[1] for _ in range(50)}
+    low, high = stack.config.ephemeral_ports
+    assert len(ports) == 50 and all(low <= p <= high for p in ports)
+
+
 def test_layer_mss_from_the_interface_mtu() -> None:
     stack, iface = tcp_host(US, mtu=576)
     stack.tcp.connect((address(PEER), 80), 0.0)

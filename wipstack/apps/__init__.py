@@ -1,0 +1,1 @@
+"""Applications on wipstack's sockets (sans-I/O): the FTP client."""
