@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from at_frontend.channel import Channel, Mode
+from at_frontend.channel import Channel, DataLink, Mode
 from at_frontend.config import ModuleConfig
 from at_frontend.parser import ArgError, AtSyntaxError, Command, Line, is_repeat, parse_command_line
 from at_frontend.registry import COMMANDS, CONNECT, PENDING
@@ -52,7 +52,7 @@ class Module:
         now: float = 0.0,
     ) -> None:
         # imported here: these modules register their commands and import Module for types
-        from at_frontend import basic, bearers, ping, sockets, stackcfg
+        from at_frontend import basic, bearers, ftp, ping, sockets, stackcfg
 
         self.stack = stack
         self.config = config or ModuleConfig()
@@ -64,6 +64,7 @@ class Module:
         self.bearers = bearers.Bearers(self)
         self.sockets = sockets.SocketTable(self)
         self.pings = ping.PingService(self)
+        self.ftp = ftp.FtpService(self)
         self.basic = basic.BasicState()
         self.stack_config.load_stored()
 
@@ -100,12 +101,14 @@ class Module:
         self.bearers.poll(now)
         self.sockets.poll(now)
         self.pings.poll(now)
+        self.ftp.poll(now)
         for channel in self.channels.values():
             self._fill_from_socket(channel, now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` is due."""
-        deadlines = [self.bearers.next_deadline(), self.pings.next_deadline(), self.sockets.next_deadline()]
+        deadlines = [self.bearers.next_deadline(), self.pings.next_deadline(), self.sockets.next_deadline(),
+                     self.ftp.next_deadline()]  # fmt: skip
         for channel in self.channels.values():
             if channel.detector is not None:
                 deadlines.append(channel.detector.next_deadline())
@@ -128,6 +131,7 @@ class Module:
         self.bearers.on_timer(now)
         self.pings.on_timer(now)
         self.sockets.on_timer(now)
+        self.ftp.on_timer(now)
         self.poll(now)
 
     # ------------------------------------------------------------------ services side
@@ -149,6 +153,18 @@ class Module:
             self._run_commands(channel, remaining)
         channel.release_urcs()
         self._resume(channel)
+
+    def complete_in_data_mode(self, channel: Channel, key: tuple[int, int], link: DataLink) -> None:
+        """The pending command of ``channel`` ends in data mode (``AT+WIPFILE``): CONNECT, then data."""
+        if not channel.busy:
+            return
+        channel.busy = False
+        channel.remaining = []  # the rest of the line is ignored, as after any CONNECT
+        self.connect_data(channel)
+        channel.enter_data(key, link, self.now)
+        held, channel.held_input = bytes(channel.held_input), bytearray()
+        if held:
+            self._dispatch_input(channel, held, self.now)
 
     def connect_data(self, channel: Channel) -> None:
         """A command put the channel in data mode: say CONNECT (also after a pending command)."""
@@ -296,6 +312,13 @@ class Module:
 
     def _escape(self, channel: Channel, rest: bytes, now: float) -> None:
         """``+++`` recognised: OK, AT mode, the socket stays open."""
+        link = channel.data
+        if link is not None and getattr(link, "escape_as_etx", False):
+            link.end_of_data(now)  # type: ignore[attr-defined]  # an FTP upload: +++ ends the file
+            channel.held_input += rest  # AT mode comes back with the final result
+            if channel.detector is not None:
+                channel.detector.reset(now)
+            return
         self.sockets.unmapped(channel, now)
         channel.leave_data(now)
         channel.out += channel.framing.result(ResultCode.OK)
@@ -318,6 +341,9 @@ class Module:
                 pass  # the socket is gone: '+' still held by the detector have nowhere to go
             self.sockets.unmapped(channel, now)
             channel.release_urcs()
+            held, channel.held_input = bytes(channel.held_input), bytearray()
+            if held:
+                self._dispatch_input(channel, held, now)
 
 
 def line_bytes(text: str) -> bytes:

@@ -75,15 +75,17 @@ class SocketTable:
         self.last_mapping: dict[int, tuple[tuple[int, int], bool]] = {}  # uart -> (key, transparent), for ATO
 
     # ------------------------------------------------------------------ creation
-    def create(self, channel: Channel, cmd: Command) -> None:
+    def create(self, channel: Channel, cmd: Command) -> Outcome | None:
         module = self.module
         proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
-        if proto in (FTP, 5, 6, 7):
-            raise CommandError(CmeError.NOT_IMPLEMENTED, f"protocol {proto} is not available yet")
+        if proto in (5, 6, 7):
+            raise CommandError(CmeError.NOT_IMPLEMENTED, f"protocol {proto} (HTTP/SMTP/POP3) is not available")
         if proto not in LIMITS:
             raise CommandError(CmeError.BAD_PROTOCOL)
         if not module.bearers.interface_names() and not module.stack.interfaces:
             raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "no bearer is up")
+        if proto == FTP:
+            return module.ftp.create(channel, cmd)
         arg_count(cmd, 3, 6)
         idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
         key = (proto, idx)
@@ -101,6 +103,7 @@ class SocketTable:
             arg_count(cmd, 5, 5)
             self._create_tcp_server(entry, cmd.args)
         self.entries[key] = entry
+        return None
 
     def _create_udp(self, entry: SocketEntry, args: tuple[Arg, ...]) -> None:
         if len(args) not in (3, 5):
@@ -479,9 +482,11 @@ def _require_started(module: Module) -> None:
 
 
 @command("+WIPCREATE")
-def wipcreate(module: Module, channel: Channel, cmd: Command) -> None:
+def wipcreate(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
     """``AT+WIPCREATE=<proto>,<idx>,...``; ``?`` lists the sockets."""
     if cmd.kind is READ:
+        for idx, ftp_entry in sorted(module.ftp.entries.items()):
+            channel.info(f'+WIPCREATE: {FTP},{idx},"{ftp_entry.host}",{ftp_entry.port}')
         for (proto, idx), entry in sorted(module.sockets.entries.items()):
             local = module.sockets.option(entry, 0, None)
             if proto == TCP_SERVER:
@@ -489,15 +494,15 @@ def wipcreate(module: Module, channel: Channel, cmd: Command) -> None:
             else:
                 peer = module.sockets._peer(entry)
                 channel.info(f'+WIPCREATE: {proto},{idx},{local},"{IPv4Address(peer[0])}",{peer[1]}')
-        return
+        return None
     if cmd.kind is TEST:
-        channel.info("+WIPCREATE: (1-3),(1-8),(0-65535),(0-65535)")
-        return
+        channel.info("+WIPCREATE: (1-4),(1-8),(0-65535),(0-65535)")
+        return None
     if cmd.kind is not SET:
         raise CommandError(None)
     _require_started(module)
     arg_count(cmd, 2, 7)
-    module.sockets.create(channel, cmd)
+    return module.sockets.create(channel, cmd)
 
 
 @command("+WIPCLOSE")
@@ -515,6 +520,9 @@ def wipclose(module: Module, channel: Channel, cmd: Command) -> None:
     if proto not in LIMITS:
         raise CommandError(CmeError.BAD_PROTOCOL)
     idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
+    if proto == FTP:
+        module.ftp.close(idx)
+        return
     module.sockets.close(proto, idx, module.now)
 
 
@@ -529,11 +537,22 @@ def wipopt(module: Module, channel: Channel, cmd: Command) -> None:
     _require_started(module)
     arg_count(cmd, 4, 5)
     proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
-    if proto not in (UDP, TCP_CLIENT, TCP_SERVER):
+    if proto not in LIMITS:
         raise CommandError(CmeError.BAD_PROTOCOL)
     idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
     action = _int(cmd.args[2], 1, 2, CmeError.INVALID_OPTION_VALUE)
     opt = _int(cmd.args[3], 0, 255, CmeError.INVALID_OPTION)
+    if proto == FTP:
+        ftp_entry = module.ftp.entries.get(idx)
+        if ftp_entry is None:
+            raise CommandError(CmeError.BAD_STATE, "no FTP session")
+        if action == 1:
+            arg_count(cmd, 4, 4)
+            channel.info(f"+WIPOPT: {proto},{opt},{module.ftp.option(ftp_entry, opt, None)}")
+        else:
+            arg_count(cmd, 5, 5)
+            module.ftp.option(ftp_entry, opt, cmd.args[4])
+        return
     entry = module.sockets.entries.get((proto, idx))
     if entry is None:
         raise CommandError(CmeError.BAD_STATE, "no such socket")

@@ -113,6 +113,7 @@ class StackSettings:
     def stop(self) -> None:
         """``AT+WIPCFG=0``: close every socket and stop every bearer."""
         self.module.pings.cancel_all()
+        self.module.ftp.close_all()
         self.module.sockets.close_all(self.module.now)
         self.module.stack.tcp.flush(self.module.now)  # the RSTs leave before the bearers go
         self.module.bearers.stop_all(self.module.now)

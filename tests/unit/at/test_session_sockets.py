@@ -173,7 +173,7 @@ def test_closing_the_server_keeps_its_spawned_sockets(rig: Rig, peer: Peer) -> N
     ("args", "code"),
     [
         ("0,1,80", 837), ("8,1,80", 837), ("x,1,80", 837),
-        ('4,1,"ftp.example",21,"u","p"', 834), ('5,1,"www.example",80', 834),
+        ('4,2,"ftp.example",21,"u","p"', 830), ('5,1,"www.example",80', 834),
         ('6,1,"smtp.example",25,"",""', 834), ('7,1,"pop.example",110,"u","p"', 834),
         ("1,0,80", 830), ("1,9,80", 830), (f'2,9,"{PEER}",80', 830), ("3,5,80,1,1", 830),
         ("3,1,80,0,1", 830), ("3,1,80,1,9", 830), ("3,1,80,6,5", 830),
@@ -351,7 +351,7 @@ def test_read_forms_list_the_sockets(rig: Rig, peer: Peer, tcp: TcpSocket) -> No
 @pytest.mark.parametrize(
     ("line", "answer"),
     [
-        ("AT+WIPCREATE=?", "+WIPCREATE: (1-3),(1-8),(0-65535),(0-65535)"),
+        ("AT+WIPCREATE=?", "+WIPCREATE: (1-4),(1-8),(0-65535),(0-65535)"),
         ("AT+WIPCLOSE=?", "+WIPCLOSE: (1-4),(1-8)"),
         ("AT+WIPOPT=?", "+WIPOPT: (1-3),(1-8),(1-2),(0-9)"),
         ("AT+WIPDATA=?", "+WIPDATA: (1-2),(1-8),(0-2)"),
@@ -762,7 +762,7 @@ def test_socket_ttl_on_the_wire(rig: Rig, tcp: TcpSocket) -> None:
         ("AT+WIPOPT=2,1,1,10", 800), ("AT+WIPOPT=2,1,1,x", 800), ("AT+WIPOPT=2,1,3,0", 801),
         ("AT+WIPOPT=2,1,0,0", 801), ("AT+WIPOPT=2,1,1", 800), ("AT+WIPOPT=2,1,1,0,5", 800),
         ("AT+WIPOPT=2,1,2,8", 800), ("AT+WIPOPT=2,2,1,0", 831), ("AT+WIPOPT=2,9,1,0", 830),
-        ("AT+WIPOPT=4,1,1,40", 837), ("AT+WIPOPT=0,1,1,0", 837),
+        ("AT+WIPOPT=4,1,1,40", 831), ("AT+WIPOPT=0,1,1,0", 837),
     ],
 )  # fmt: skip
 def test_option_errors(rig: Rig, tcp: TcpSocket, line: str, code: int) -> None:
