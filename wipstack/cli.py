@@ -1,4 +1,4 @@
-"""The ``wipstack`` command line: ``wipstack ppp``, ``tun``, ``modem`` and ``demo``."""
+"""The ``wipstack`` command line: ``wipstack ppp``, ``tun``, ``modem``, ``ftp`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -228,9 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ppp = commands.add_parser("ppp", help="run a PPP client or server on a pty, serial port, fd or stdio")
     add_ppp_arguments(ppp)
     add_tun_command(commands)
+    from wipstack.cli_ftp import add_ftp_command, run_ftp
     from wipstack.cli_modem import add_modem_command, run_modem
 
     add_modem_command(commands)
+    add_ftp_command(commands)
     demo = commands.add_parser("demo", help="two wipstack PPP endpoints over a pty pair, end to end")
     demo.add_argument("--seed", type=int, default=1, help="seed of the nodes' random sources")
     demo.add_argument("--pcap", metavar="FILE", help="capture the four PPP ends to FILE (pcapng)")
@@ -241,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_tun(args)
     if args.command == "modem":
         return run_modem(args)
+    if args.command == "ftp":
+        return run_ftp(args)
     from wipstack.drivers.demo import run_demo
 
     return run_demo(seed=args.seed, pcap=args.pcap)
