@@ -63,6 +63,7 @@ class SocketEntry:
     send_buffer: int | None = None  # a TCP server's settings for the sockets it accepts
     receive_buffer: int | None = None
     nodelay: bool = False
+    announced: int = 0  # the readable count the last +WIPDATA gave
 
 
 class SocketTable:
@@ -185,8 +186,7 @@ class SocketTable:
         sock.ttl, sock.tos = server_entry.ttl, server_entry.tos
         self._adopt(entry, sock)
         server_entry.owner.urc(f"+WIPACCEPT: {server_entry.idx},{idx}")
-        if sock.readable:
-            self._tcp_event(entry, DataAvailable())
+        # data that came with the handshake is announced by the DataAvailable still queued
 
     # ------------------------------------------------------------------ events
     def _tcp_event(self, entry: SocketEntry, event: TcpEvent) -> None:
@@ -199,8 +199,10 @@ class SocketTable:
             entry.ready = True
         elif isinstance(event, DataAvailable):
             sock = entry.tcp
-            if entry.mapped is None and sock is not None and sock.readable:
-                entry.owner.urc(f"+WIPDATA: {entry.proto},{entry.idx},{sock.readable}")
+            if entry.mapped is None and sock is not None and sock.readable != entry.announced:
+                entry.announced = sock.readable  # once per arrival: the count readable now
+                if sock.readable:
+                    entry.owner.urc(f"+WIPDATA: {entry.proto},{entry.idx},{sock.readable}")
         elif isinstance(event, SendSpace):
             link = self.links.get(key)
             if isinstance(link, TcpDataLink):
@@ -356,8 +358,9 @@ class SocketTable:
         self.links.pop(key, None)
         if entry is not None:
             entry.mapped = None
-            if entry.tcp is not None and entry.tcp.readable:
-                entry.owner.urc(f"+WIPDATA: {entry.proto},{entry.idx},{entry.tcp.readable}")
+            entry.announced = entry.tcp.readable if entry.tcp is not None else 0
+            if entry.announced:
+                entry.owner.urc(f"+WIPDATA: {entry.proto},{entry.idx},{entry.announced}")
 
     def resume_data(self, channel: Channel) -> bool:
         """``ATO``: map the UART again to the socket it was last mapped to."""
