@@ -150,8 +150,8 @@ def main() -> int:
         device.configure_kernel_side(ROUTER_TUN, KERNEL, netns=ns.name)
         ns.ip("route", "add", "203.0.113.0/24", "dev", device.name)
         script = KERNEL_SERVERS.format(sink=SINK_PORT, source=SOURCE_PORT)
-        server = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", textwrap.dedent(script),
-                                   root, str(tun_bytes)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        command = ["ip", "netns", "exec", ns.name, sys.executable, "-c", textwrap.dedent(script), root, str(tun_bytes)]
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert server.stdout is not None
         if server.stdout.readline().strip() != b"ready":
             raise RuntimeError("the kernel-side servers did not start")
