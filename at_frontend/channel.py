@@ -80,7 +80,7 @@ class Channel:
         self.ppp: PppBinding | None = None
         self.ppp_bearer: int | None = None
         #: After switching mode on a CR, an LF right behind it still belongs to the command line.
-        self.skip_lf = False
+        self.skip_lf_until: float | None = None
 
     # ------------------------------------------------------------------ output
     def info(self, text: str) -> None:

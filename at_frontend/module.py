@@ -26,6 +26,8 @@ from wipstack.net.interface import Interface
 from wipstack.net.stack import Stack
 
 _CR_LF = b"\r\n"
+#: An LF this soon after the CR that switched a UART to data mode is the rest of a CRLF.
+LF_WINDOW = 0.1
 
 
 class ModuleHost(Protocol):
@@ -184,10 +186,10 @@ class Module:
         channel.held_input += data
 
     def _dispatch_input(self, channel: Channel, data: bytes, now: float) -> None:
-        if channel.skip_lf and data:
-            channel.skip_lf = False
-            if data[:1] == b"\n":
-                data = data[1:]  # the LF of the CRLF that ended the command line
+        if channel.skip_lf_until is not None and data:
+            if data[:1] == b"\n" and now < channel.skip_lf_until:
+                data = data[1:]  # the LF of the CRLF that ended the command line (a later LF is data)
+            channel.skip_lf_until = None
         while data:
             if channel.mode is Mode.PPP and channel.ppp is not None:
                 channel.ppp.receive_bytes(data, now)
@@ -206,8 +208,8 @@ class Module:
         start = 0
         size = len(data)
         while start < size:
-            cr, lf = data.find(b"\r", start), data.find(b"\n", start)
-            ends = [i for i in (cr, lf) if i >= 0]
+            # a piece ends at a line end, or at "/" (A/ runs as soon as its "/" arrives, V.25ter §5.2.4)
+            ends = [i for i in (data.find(b"\r", start), data.find(b"\n", start), data.find(b"/", start)) if i >= 0]
             end = min(ends) + 1 if ends else size
             piece = data[start:end]
             if channel.framing.echo:
@@ -224,7 +226,7 @@ class Module:
                     if start < size and data[start : start + 1] == b"\n":
                         start += 1
                     elif start == size:
-                        channel.skip_lf = True
+                        channel.skip_lf_until = now + LF_WINDOW
                 rest = data[start:]
                 if channel.busy and rest:
                     self._hold_input(channel, rest)

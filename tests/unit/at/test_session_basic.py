@@ -225,7 +225,8 @@ def test_a_slash_with_nothing_to_repeat_is_an_error(rig: Rig) -> None:
 def test_a_slash_is_echoed(rig: Rig) -> None:
     echo_rig = Rig(echo=True)
     assert echo_rig.at("AT") == b"AT\r" + OK
-    assert echo_rig.at("A/") == b"A/\r" + OK
+    # A/ runs when its "/" arrives (V.25ter §5.2.4): the CR typed after it is echoed after the answer
+    assert echo_rig.at("A/") == b"A/" + OK + b"\r"
 
 
 def test_a_slash_needs_no_terminator(rig: Rig) -> None:
