@@ -48,29 +48,15 @@ def _bad_value(cmd: Command) -> CommandError:
 # ---------------------------------------------------------------------------- V.25ter settings
 
 
-@command("E")
-def echo(module: Module, channel: Channel, cmd: Command) -> None:
-    """``ATE0`` / ``ATE1``: echo of command characters."""
+#: ``ATE0/1`` echo of command characters, ``ATV0/1`` numeric/verbose results, ``ATQ1`` no result codes.
+FRAMING_FLAGS = {"E": "echo", "V": "verbose", "Q": "quiet"}
+
+
+@command(*FRAMING_FLAGS)
+def framing_flag(module: Module, channel: Channel, cmd: Command) -> None:
+    """``ATE``, ``ATV``, ``ATQ`` with 0 or 1 (absent: 0)."""
     try:
-        channel.framing.echo = bool(_flag(cmd))
-    except ValueError:
-        raise _bad_value(cmd) from None
-
-
-@command("V")
-def verbose(module: Module, channel: Channel, cmd: Command) -> None:
-    """``ATV0`` numeric, ``ATV1`` verbose result codes."""
-    try:
-        channel.framing.verbose = bool(_flag(cmd))
-    except ValueError:
-        raise _bad_value(cmd) from None
-
-
-@command("Q")
-def quiet(module: Module, channel: Channel, cmd: Command) -> None:
-    """``ATQ1`` suppresses result codes."""
-    try:
-        channel.framing.quiet = bool(_flag(cmd))
+        setattr(channel.framing, FRAMING_FLAGS[cmd.name], bool(_flag(cmd)))
     except ValueError:
         raise _bad_value(cmd) from None
 

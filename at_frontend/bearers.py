@@ -32,7 +32,7 @@ from at_frontend.config import SimState
 from at_frontend.parser import Command, CommandKind
 from at_frontend.registry import PENDING, Outcome, arg_count, command
 from at_frontend.responses import CmeError, CommandError
-from at_frontend.store import StoreCorrupt, StoreUnavailable, delete_section, read_section, update_section
+from at_frontend.store import StoreCorrupt, StoreUnavailable, read_section
 from wipstack.net.interface import Interface
 from wipstack.net.ppp_binding import PppBinding
 from wipstack.ppp.config import CpConfig, IpcpConfig, LcpConfig, PapConfig, PppConfig
@@ -212,19 +212,13 @@ class Bearers:
 
     def store(self, bid: int, action: int) -> None:
         bearer = self._get(bid)
+        from at_frontend.stackcfg import erase_section, write_section
+
         name = f"bearer.{bid}"
-        try:
-            if action == 1:
-                try:
-                    update_section(self.module.store, name, {str(k): v for k, v in bearer.options.items()})
-                except StoreCorrupt:
-                    self.module.store.save({name: {str(k): v for k, v in bearer.options.items()}})
-            else:
-                delete_section(self.module.store, name)
-        except StoreCorrupt:
-            raise CommandError(CmeError.FLASH_READ_ERROR) from None
-        except StoreUnavailable:
-            raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
+        if action == 1:
+            write_section(self.module, name, {str(k): v for k, v in bearer.options.items()})
+        else:
+            erase_section(self.module, name)
 
     # ------------------------------------------------------------------ loop side
     def poll(self, now: float) -> None:
@@ -459,20 +453,16 @@ def wipbr(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
     elif cmdtype == 1:
         arg_count(cmd, 2, 2)
         bearers.open(bid)
-    elif cmdtype == 2:
-        arg_count(cmd, 4, 4)
+    elif cmdtype in (2, 3):
+        arg_count(cmd, 6 - cmdtype, 6 - cmdtype)  # set: <opt>,<value>; get: <opt>
         try:
             opt = cmd.args[2].as_int(0, 255)
         except ValueError:
             raise CommandError(CmeError.INVALID_OPTION) from None
-        bearers.set_option(bid, opt, cmd.args[3].text)
-    elif cmdtype == 3:
-        arg_count(cmd, 3, 3)
-        try:
-            opt = cmd.args[2].as_int(0, 255)
-        except ValueError:
-            raise CommandError(CmeError.INVALID_OPTION) from None
-        channel.info(f"+WIPBR: {bid},{opt},{bearers.get_option(bid, opt)}")
+        if cmdtype == 2:
+            bearers.set_option(bid, opt, cmd.args[3].text)
+        else:
+            channel.info(f"+WIPBR: {bid},{opt},{bearers.get_option(bid, opt)}")
     elif cmdtype == 4:
         mode = cmd.args[2].as_int(0, 1) if len(cmd.args) > 2 and not cmd.args[2].is_empty else 0
         login = cmd.args[3].text if len(cmd.args) > 3 and not cmd.args[3].is_empty else None

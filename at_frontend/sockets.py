@@ -445,20 +445,10 @@ class SocketTable:
             sock.set_buffers(receive=value)
         elif opt == 7 and sock is not None:
             sock.nodelay = bool(value)
-        elif opt == 8:
-            if sock is not None:
-                sock.ttl = value
-            elif entry.udp is not None:
-                entry.udp.ttl = value
-            else:
-                entry.ttl = value
-        elif opt == 9:
-            if sock is not None:
-                sock.tos = value
-            elif entry.udp is not None:
-                entry.udp.tos = value
-            else:
-                entry.tos = value
+        elif opt in (8, 9):
+            # the socket's own setting; a server keeps it for the sockets it accepts
+            target: object = sock if sock is not None else entry.udp if entry.udp is not None else entry
+            setattr(target, "ttl" if opt == 8 else "tos", value)
 
 
 def _int(arg: Arg, low: int, high: int, code: CmeError) -> int:

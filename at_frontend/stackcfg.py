@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 from at_frontend.parser import Command, CommandKind
 from at_frontend.registry import arg_count, command
 from at_frontend.responses import CmeError, CommandError
-from at_frontend.store import StoreCorrupt, StoreUnavailable, delete_section, read_section, update_section
+from at_frontend.store import (
+    JsonValue,
+    StoreCorrupt,
+    StoreUnavailable,
+    delete_section,
+    read_section,
+    update_section,
+)
 
 if TYPE_CHECKING:
     from at_frontend.channel import Channel
@@ -89,26 +96,12 @@ class StackSettings:
         )
 
     def store(self) -> None:
-        """``AT+WIPCFG=4,1``: write the options to flash (a corrupt old store is replaced)."""
-        values = {str(opt): value for opt, value in self.values.items()}
-        try:
-            update_section(self.module.store, SECTION, values)
-        except StoreCorrupt:
-            try:
-                self.module.store.save({SECTION: values})
-            except StoreUnavailable:
-                raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
-        except StoreUnavailable:
-            raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
+        """``AT+WIPCFG=4,1``: write the options to flash."""
+        write_section(self.module, SECTION, {str(opt): value for opt, value in self.values.items()})
 
     def free(self) -> None:
         """``AT+WIPCFG=4,0``: forget the stored options (the current values stay)."""
-        try:
-            delete_section(self.module.store, SECTION)
-        except StoreCorrupt:
-            raise CommandError(CmeError.FLASH_READ_ERROR) from None
-        except StoreUnavailable:
-            raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
+        erase_section(self.module, SECTION)
 
     def stop(self) -> None:
         """``AT+WIPCFG=0``: close every socket and stop every bearer."""
@@ -118,6 +111,27 @@ class StackSettings:
         self.module.stack.tcp.flush(self.module.now)  # the RSTs leave before the bearers go
         self.module.bearers.stop_all(self.module.now)
         self.started = False
+
+
+def write_section(module: Module, name: str, values: dict[str, JsonValue]) -> None:
+    """Store one section in flash (820 when it cannot be written; a corrupt store is replaced)."""
+    try:
+        try:
+            update_section(module.store, name, values)
+        except StoreCorrupt:
+            module.store.save({name: values})  # the old content is lost anyway: start afresh
+    except StoreUnavailable:
+        raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
+
+
+def erase_section(module: Module, name: str) -> None:
+    """Forget one stored section (821 when the store cannot be read, 820 when it cannot be written)."""
+    try:
+        delete_section(module.store, name)
+    except StoreCorrupt:
+        raise CommandError(CmeError.FLASH_READ_ERROR) from None
+    except StoreUnavailable:
+        raise CommandError(CmeError.FLASH_WRITE_ERROR) from None
 
 
 @command("+WIPCFG")
