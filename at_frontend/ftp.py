@@ -327,6 +327,8 @@ def wipfile(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
     if cmd.kind is TEST:
         channel.info("+WIPFILE: (4),(1),(1-2)")
         return None
+    if cmd.kind is READ:
+        return None  # nothing to list: a transfer runs in data mode
     if cmd.kind is not SET:
         raise CommandError(None)
     if not module.started:
