@@ -318,11 +318,6 @@ def test_no_server_is_a_connect_error() -> None:
     assert closed.error is not None and closed.error.kind is K.CONNECT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a broken reply to USER/PASS makes _lost() call _after_user(None, error), "
-    "whose `assert reply is not None` raises AssertionError out of the stack's flush",
-)
 def test_garbage_reply_during_login_is_a_protocol_error() -> None:
     env = Env(server_setup=lambda s: s.garbage.update(USER=b"this is no reply\r\n"))
     env.run(lambda: env.session.state is not SessionState.CLOSED, 5)
@@ -330,11 +325,6 @@ def test_garbage_reply_during_login_is_a_protocol_error() -> None:
     assert closed.error is not None and closed.error.kind is K.PROTOCOL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the server closing the control connection during login makes _lost() "
-    "call _after_pass(None, error): AssertionError out of the stack's flush",
-)
 def test_server_hangs_up_during_login() -> None:
     env = Env(server_setup=lambda s: s.hangup.add("PASS"))
     env.run(lambda: env.session.state is not SessionState.CLOSED, 5)
@@ -403,17 +393,7 @@ def test_retrieve(mode: str, name: str) -> None:
     env.assert_usable()
 
 
-ACTIVE_EMPTY_STOR_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: active mode: finish() called before the server's data connection is accepted (the 150 comes "
-    "first) is applied while transfer.data is None and never again; a 0-byte STOR stays ACTIVE for ever with "
-    "the data connection open and no deadline",
-)
-STORE_CASES = [
-    pytest.param(name, mode, marks=[ACTIVE_EMPTY_STOR_BUG] if (name, mode) == ("0B", "active") else [])
-    for name in SIZES
-    for mode in MODES
-]
+STORE_CASES = [pytest.param(name, mode) for name in SIZES for mode in MODES]
 
 
 @pytest.mark.parametrize(("name", "mode"), STORE_CASES)
@@ -460,12 +440,6 @@ def test_download_waits_for_the_reader() -> None:
     assert bytes(data) == payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the deadline armed when the 226 came before the FIN is never cleared "
-    "once the FIN arrives while unread data waits: a reader slower than `timeout` gets TIMEOUT "
-    "(data socket reset) for a download the server delivered and confirmed completely",
-)
 def test_slow_reader_of_a_complete_download_does_not_time_out() -> None:
     payload = random.Random(18).randbytes(20_000)  # fits in the receive buffer: FIN and 226 come at once
     env = env_logged_in({"f": payload})
@@ -500,11 +474,6 @@ def test_type_a_download_random_chunks() -> None:
     assert data == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: TYPE A download holds back a CR that ends a chunk until the next one; "
-    "when it ends the file the CR is never returned (b'x\\r' reads as b'x')",
-)
 def test_type_a_download_keeps_a_final_bare_cr() -> None:
     env = env_logged_in({"t.txt": b"last\r"}, binary=False)
     transfer, data = env.get("t.txt", 1)
@@ -529,11 +498,6 @@ def test_type_a_upload_of_local_crlf_whole() -> None:
     assert env.server.uploads_wire["dos.txt"] == b"one\r\ntwo\r\n"  # CRLF is not doubled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: TYPE A upload converts each send() on its own: a local CRLF split "
-    "between two sends goes out as CR CR LF (b'one\\r' + b'\\ntwo' -> b'one\\r\\r\\ntwo')",
-)
 def test_type_a_upload_of_local_crlf_split_at_the_cr() -> None:
     env = env_logged_in(binary=False)
     transfer = env.put("dos.txt", b"one\r\ntwo\r\n", 4)  # chunks b"one\r", b"\ntwo", b"\r\n"
@@ -541,12 +505,6 @@ def test_type_a_upload_of_local_crlf_split_at_the_cr() -> None:
     assert env.server.uploads_wire["dos.txt"] == b"one\r\ntwo\r\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: TYPE A Transfer.send() takes all or nothing; offering send_space "
-    "octets that contain LFs never fits (the CRLF form is longer), so it returns 0 forever even "
-    "with an empty socket and the upload never progresses",
-)
 def test_type_a_upload_offering_send_space() -> None:
     text = b"x\n" * 100_000  # 200 kB: 300 kB as CRLF, more than the 256 KiB send buffer
     env = env_logged_in(binary=False)
@@ -604,12 +562,6 @@ def test_list_in_a_binary_session_switches_types() -> None:
     assert [arg for verb, arg in env.server.commands if verb == "TYPE"] == ["A", "I", "A"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: LIST/NLST always run in TYPE A, but Transfer.recv() converts line ends "
-    "only when the session is not binary: in a binary session listings come back with CRLF "
-    "(b'a.bin\\r\\nb.txt\\r\\n...'), in a text session with LF",
-)
 def test_list_in_a_binary_session_converts_line_ends() -> None:
     env = env_logged_in(LIST_FILES, server_setup=lambda s: s.dirs.add("sub"))
     t1, names = env.listing(names_only=True)
@@ -673,13 +625,6 @@ def test_multiline_replies_to_commands() -> None:
     env.assert_usable()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: command() with CR/LF in the argument: the ValueError of command_line() "
-    "comes after run() set the state to BUSY and _send() armed the reply handler and deadline, so "
-    "the session stays BUSY (later requests are queued, never sent) and closes with TIMEOUT after "
-    "`timeout` seconds",
-)
 def test_command_with_crlf_is_refused_and_the_session_stays_usable() -> None:
     env = env_logged_in({"x": b"x"})
     with pytest.raises(ValueError):
@@ -688,13 +633,6 @@ def test_command_with_crlf_is_refused_and_the_session_stays_usable() -> None:
     env.assert_usable()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: retrieve()/store() accept a name with CR/LF; command_line() raises "
-    "ValueError only when the RETR is sent (passive: from the data socket's Connected callback; "
-    "active: from the PORT reply's handler), so it escapes out of the stack's flush (the network "
-    "loop) instead of failing the request",
-)
 @pytest.mark.parametrize("mode", ["epsv", "active"])
 def test_transfer_name_with_crlf_is_refused(mode: str) -> None:
     env = env_logged_in({"x": b"x"}, mode=mode)
@@ -848,13 +786,6 @@ def test_426_after_partial_upload() -> None:
     assert t2.ok and env.server.files["f"] == payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the server half-closes the data connection of an upload (FIN), "
-    "the session closes its end too, but Transfer.send() still hands data to the socket: "
-    "LocalProtocolError('send() in state LAST-ACK') is raised to the user instead of 0 / a failed "
-    "transfer",
-)
 def test_server_ends_upload_data_connection_early() -> None:
     payload = random.Random(21).randbytes(300_000)
     env = env_logged_in()
@@ -864,8 +795,7 @@ def test_server_ends_upload_data_connection_early() -> None:
     job = env.server.jobs[0]
     assert job.sock is not None
     job.sock.shutdown()  # FIN while the client is still sending
-    env.rig.run_for(1)
-    env.server.controls[0].reply(426, "Connection closed; transfer aborted.")
+    env.rig.run_for(1)  # the client resets the data connection; the server answers 426 to that itself
     env.wait(transfer, 5)
     assert not transfer.ok
     assert transfer.error is not None and transfer.error.kind is K.DATA
@@ -907,12 +837,6 @@ def test_skip_150_download(mode: str) -> None:
     env.assert_usable()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Transfer.finish() before any 1xx only records the wish and waits for "
-    "a 1xx to act on it; from a server that skips the 150 (tolerated for downloads) none comes, the "
-    "data connection is never closed, the server waits for EOF and the upload ends in TIMEOUT",
-)
 @pytest.mark.parametrize("mode", ["epsv", "active"])
 def test_skip_150_upload(mode: str) -> None:
     env = env_logged_in(mode=mode, server_setup=lambda s: setattr(s, "skip_150", True))
@@ -1025,12 +949,6 @@ def test_unanswered_transfer_command_times_out() -> None:
     assert env.session.state is SessionState.CLOSED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: once the data connection has ended (FIN received, or finish() on an "
-    "upload) but the 226 has not come, the session has no deadline (next_deadline() is None): a "
-    "server that never confirms leaves the transfer ACTIVE for ever instead of failing with TIMEOUT",
-)
 @pytest.mark.parametrize("direction", ["download", "upload"])
 def test_missing_226_after_the_data_times_out(direction: str) -> None:
     env = env_logged_in({"f": ALL_BYTES}, server_setup=lambda s: s.silent.add("226"))
@@ -1050,12 +968,6 @@ def test_missing_226_after_the_data_times_out(direction: str) -> None:
     assert transfer.error is not None and transfer.error.kind is K.TIMEOUT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a command whose session times out or is aborted gets its callback only "
-    "afterwards, from the ConnectionFailed of the socket the session reset itself, and with kind "
-    "CLOSED ('the server closed the connection: connection aborted') instead of TIMEOUT/ABORTED",
-)
 @pytest.mark.parametrize("how", ["timeout", "abort"])
 def test_pending_command_gets_the_session_error(how: str) -> None:
     env = env_logged_in(server_setup=lambda s: s.silent.add("SIZE"))
@@ -1074,11 +986,6 @@ def test_pending_command_gets_the_session_error(how: str) -> None:
     assert error.kind is expected, error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the session closes (timeout, abort(), a protocol error) transfers "
-    "still in the queue are dropped with the queue and stay PREPARING for ever (never done, no error)",
-)
 @pytest.mark.parametrize("how", ["timeout", "abort", "protocol-error"])
 def test_queued_transfer_fails_when_the_session_closes(how: str) -> None:
     def setup(s: FtpServer) -> None:
@@ -1098,13 +1005,6 @@ def test_queued_transfer_fails_when_the_session_closes(how: str) -> None:
     assert transfer.error is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: control connection lost during a transfer with another transfer queued: "
-    "_lost() fails the running transfer, whose _end_transfer() starts the queued one (EPSV goes "
-    "out on the dying connection), then _lost() calls that EPSV handler with reply None: "
-    "AssertionError in _after_epsv() out of the stack's flush",
-)
 def test_control_lost_mid_transfer_with_a_transfer_queued() -> None:
     payload = random.Random(19).randbytes(200_000)
     env = env_logged_in({"f": payload, "g": b"g"}, server_setup=lambda s: setattr(s, "close_control_after", 20_000))
@@ -1178,13 +1078,6 @@ def test_transfer_abort_keeps_the_session() -> None:
     assert t2.ok and d2 == payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after Transfer.abort() the queued next request is sent at once and "
-    "overwrites the handler meant to swallow the aborted RETR's late final reply, so that reply "
-    "goes to the next request (PWD's callback gets the RETR's 226/426; its own 257 is then "
-    "dropped as unsolicited)",
-)
 def test_transfer_abort_with_a_queued_command_keeps_replies_in_step() -> None:
     payload = random.Random(15).randbytes(300_000)
     env = env_logged_in({"f": payload})
@@ -1200,13 +1093,6 @@ def test_transfer_abort_with_a_queued_command_keeps_replies_in_step() -> None:
     assert error is None and reply is not None and reply.code == 257, reply
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Transfer.abort() of a transfer still in the queue marks it FAILED but "
-    "leaves it queued; _end_transfer() sets the session READY under the running transfer and starts "
-    "the queue, so the aborted transfer is sent anyway (second EPSV + RETR), its state goes back "
-    "from FAILED to CONNECTING/ACTIVE, and session._transfer no longer points at the running one",
-)
 def test_abort_of_a_queued_transfer() -> None:
     payload = random.Random(16).randbytes(50_000)
     env = env_logged_in({"f": payload, "g": b"g"})
@@ -1228,11 +1114,6 @@ def test_abort_of_a_queued_transfer() -> None:
 # ============================================================================ resources
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a finished download never closes its data socket: after the server's "
-    "FIN the client's end stays in CLOSE-WAIT for ever (one leaked connection per RETR/LIST)",
-)
 def test_download_data_connection_is_released() -> None:
     env = env_logged_in({"f": b"data"})
     transfer, _ = env.get("f")

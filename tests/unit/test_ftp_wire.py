@@ -196,12 +196,6 @@ def test_line_of_max_length_is_accepted() -> None:
     assert feed_all(line + b"\n", [MAX_LINE]) == [FtpReply(200, ("x" * (MAX_LINE - 4),))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a line of exactly MAX_LINE octets is accepted when its CRLF comes in one "
-    "feed, but refused (MalformedPacket 'over 4096 octets') when the CR ends one feed and the LF "
-    "starts the next: the unterminated-buffer check counts the CR",
-)
 def test_line_of_max_length_split_between_cr_and_lf() -> None:
     line = b"200 " + b"x" * (MAX_LINE - 4)
     assert feed_all(line + b"\r\n", [MAX_LINE + 1]) == [FtpReply(200, ("x" * (MAX_LINE - 4),))]
@@ -247,11 +241,6 @@ def test_multi_line_far_over_max_lines_is_refused() -> None:
     assert info.value.reason is DropReason.BAD_LENGTH
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: off by one: MAX_LINES is 'most lines in one multi-line reply' but the "
-    "check only counts the lines before the last, so a reply of MAX_LINES + 1 lines is accepted",
-)
 def test_multi_line_of_max_lines_plus_one_is_refused() -> None:
     with pytest.raises(MalformedPacket):
         feed_all(multi_line_reply(MAX_LINES + 1))
@@ -304,12 +293,6 @@ def test_parse_pasv_malformed(text: str) -> None:
     assert info.value.reason is DropReason.BAD_VALUE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the PASV pattern has no digit boundaries, so a field of 4+ digits is "
-    "not refused but cut: (10,0,0,2,4,1000) parses as port 4*256+100 = 1124 and (1000,0,0,1,4,1) "
-    "as 0.0.0.1 port 1025",
-)
 @pytest.mark.parametrize("text", ["Entering Passive Mode (10,0,0,2,4,1000)", "Entering Passive Mode (1000,0,0,1,4,1)"])
 def test_parse_pasv_refuses_four_digit_fields(text: str) -> None:
     with pytest.raises(MalformedPacket):
@@ -406,12 +389,6 @@ def test_command_line_refuses_cr_lf_in_the_argument(argument: str) -> None:
         command_line("CWD", argument)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (hardening): command_line() checks only the argument; a verb with CR/LF "
-    "(FtpSession.command passes the caller's verb through) injects a second command: "
-    "command_line('NOOP\\r\\nDELE x') == b'NOOP\\r\\nDELE x\\r\\n'",
-)
 @pytest.mark.parametrize("verb", ["NOOP\r\nDELE x", "NOOP\nDELE x"])
 def test_command_line_refuses_cr_lf_in_the_verb(verb: str) -> None:
     with pytest.raises(ValueError):

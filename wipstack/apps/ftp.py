@@ -1,187 +1,63 @@
 """An FTP client (RFC 959, RFC 2428 EPSV, RFC 3659 SIZE) on wipstack's TCP sockets, sans-I/O.
 
 :class:`FtpSession` owns the control connection: it logs in (USER, PASS, ACCT when asked),
-then runs one request at a time -- a plain command (``command``: CWD, PWD, SIZE, DELE, MKD,
-...) or a transfer (``retrieve``, ``store``, ``listing``).  A transfer opens its data
-connection passively (EPSV, falling back to PASV once the server refuses EPSV) or actively
-(PORT: the server connects back to a listener of ours), sends the transfer command, and
-moves data with back-pressure: a download's bytes wait in the data socket until the user
-reads them, an upload takes what the socket's buffer takes.  A transfer is complete only
-when the data connection has ended *and* the server has confirmed (226/250); anything else
--- a 4xx/5xx, the server closing, a timeout -- fails it with :class:`FtpError`, so a
-partial file is never reported as complete.  TYPE A converts line ends (RFC 959 §3.1.1.1:
-CRLF on the wire, LF locally).
+then runs one request at a time, in the order they were made -- a plain command
+(``command``: CWD, PWD, SIZE, DELE, MKD, ...) or a transfer (``retrieve``, ``store``,
+``listing``; see :mod:`wipstack.apps.ftp_transfer`).  A transfer opens its data connection
+passively (EPSV, falling back to PASV once the server refuses EPSV) or actively (PORT: the
+server connects back to a listener of ours), sends the transfer command, and moves data with
+back-pressure.  A transfer is complete only when its data connection ended *and* the server
+confirmed (226/250); a 4xx/5xx, the server closing or a timeout fails it with
+:class:`FtpError`, so a partial file is never reported as complete.
 
-Time comes in through :meth:`FtpSession.poll` / :meth:`on_timer` (``now``), and the owner
-runs the stack; events are delivered to ``on_event`` callbacks.
+Every wait for the server is bounded by ``timeout``: a reply, the 226 after the data, the
+FIN after the 226.  Only data flowing at the user's pace is not timed.  When the control
+connection is lost every request still queued fails with the reason.
+
+Time comes in through :meth:`FtpSession.poll` / :meth:`on_timer` (``now``); the owner runs the
+stack; events go to the ``on_event`` callback (or :meth:`next_event`).
 """
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from wipstack.apps.ftp_transfer import Transfer
+from wipstack.apps.ftp_types import (
+    DEFAULT_TIMEOUT,
+    FtpError,
+    FtpErrorKind,
+    LoggedIn,
+    ReplyCallback,
+    SessionCallback,
+    SessionClosed,
+    SessionEvent,
+    SessionState,
+    TransferEvent,
+    TransferState,
+)
 from wipstack.errors import MalformedPacket
 from wipstack.net.stack import Stack
 from wipstack.tcp.events import Connected, ConnectionFailed, DataAvailable, PeerClosed, SendSpace, TcpEvent
 from wipstack.tcp.socket import TcpServer, TcpSocket
 from wipstack.wire.ftp import FtpReply, ReplyParser, command_line, parse_epsv, parse_pasv, port_argument
 
-DEFAULT_TIMEOUT = 30.0
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "FtpError",
+    "FtpErrorKind",
+    "FtpSession",
+    "LoggedIn",
+    "SessionClosed",
+    "SessionEvent",
+    "SessionState",
+    "Transfer",
+    "TransferEvent",
+    "TransferState",
+]
 
-
-class FtpErrorKind(enum.Enum):
-    """Why a session or transfer failed."""
-
-    CONNECT = "connection to the server failed"
-    LOGIN = "login refused"
-    REFUSED = "the server refused the request"  # 4xx/5xx, e.g. 550 no such file
-    DATA = "the data connection failed"
-    CLOSED = "the server closed the connection"
-    TIMEOUT = "no answer from the server in time"
-    PROTOCOL = "the server broke the protocol"
-    ABORTED = "aborted by the user"
-
-
-class FtpError(Exception):
-    """A failure with its kind and, where there is one, the server's reply."""
-
-    def __init__(self, kind: FtpErrorKind, detail: str = "", reply: FtpReply | None = None) -> None:
-        text = f"{kind.value}: {detail}" if detail else kind.value
-        if reply is not None:
-            text += f" ({reply.code} {reply.lines[-1] if reply.lines else ''})".rstrip()
-        super().__init__(text)
-        self.kind = kind
-        self.reply = reply
-
-
-class SessionState(enum.Enum):
-    CONNECTING = "connecting"
-    LOGGING_IN = "logging in"
-    READY = "ready"
-    BUSY = "busy"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-class TransferState(enum.Enum):
-    PREPARING = "preparing"  # TYPE, EPSV/PASV or PORT
-    CONNECTING = "connecting"  # the data connection
-    STARTING = "starting"  # transfer command sent, waiting for 1xx
-    ACTIVE = "active"
-    DONE = "done"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedIn:
-    """The session is ready for requests."""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionClosed:
-    """The control connection is gone; ``error`` says why when it was not a QUIT."""
-
-    error: FtpError | None
-
-
-@dataclass(frozen=True, slots=True)
-class TransferEvent:
-    """Something happened to a transfer: data to read, room to write, or its end."""
-
-    transfer: Transfer
-
-
-SessionEvent = LoggedIn | SessionClosed | TransferEvent
-SessionCallback = Callable[["FtpSession", SessionEvent], None]
-ReplyCallback = Callable[[FtpReply | None, "FtpError | None"], None]
-
-
-class Transfer:
-    """One RETR, STOR, LIST or NLST (see the module docstring)."""
-
-    def __init__(self, session: FtpSession, verb: str, argument: str | None, upload: bool) -> None:
-        self.session = session
-        self.verb = verb
-        self.argument = argument
-        self.upload = upload
-        self.state = TransferState.PREPARING
-        self.data: TcpSocket | None = None
-        self.listener: TcpServer | None = None
-        self.reply: FtpReply | None = None  # the final reply
-        self.error: FtpError | None = None
-        self.bytes = 0  # octets moved on the data connection
-        self.data_ended = False  # the data connection delivered its FIN (download) or we sent ours
-        self.confirmed = False  # the server's 2xx after the transfer
-        self._finish_requested = False
-        self._cr_pending = False  # ASCII download: a CR at the end of the last chunk
-
-    @property
-    def done(self) -> bool:
-        return self.state in (TransferState.DONE, TransferState.FAILED)
-
-    @property
-    def ok(self) -> bool:
-        return self.state is TransferState.DONE
-
-    # ------------------------------------------------------------------ user side
-    def readable(self) -> int:
-        """Octets of a download waiting in the data socket."""
-        return self.data.readable if self.data is not None and not self.upload else 0
-
-    def recv(self, n: int = -1) -> bytes:
-        """Up to ``n`` octets of a download (line ends converted in TYPE A)."""
-        if self.data is None or self.upload:
-            return b""
-        data = self.data.recv(n)
-        self.bytes += len(data)
-        if data and not self.session.binary:
-            data = self._from_netascii(data)
-        self.session._check_transfer(self)
-        return data
-
-    def send(self, data: bytes) -> int:
-        """Queue upload data; returns how much was taken (fewer when the socket is full)."""
-        if self.data is None or not self.upload or self._finish_requested or self.done:
-            return 0
-        if not self.session.binary:
-            wire = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-            if self.data.send_space < len(wire):
-                return 0  # take all or nothing: a converted chunk cannot be split back
-            self.data.send(wire)
-            self.bytes += len(wire)
-            return len(data)
-        taken = self.data.send(data)
-        self.bytes += taken
-        return taken
-
-    @property
-    def send_space(self) -> int:
-        return self.data.send_space if self.data is not None and self.upload else 0
-
-    def finish(self) -> None:
-        """The upload is complete: close the data connection; the server then confirms."""
-        self._finish_requested = True
-        if self.data is not None and self.state is TransferState.ACTIVE:
-            self.data.close(self.session.now)
-            self.data_ended = True
-            self.session._check_transfer(self)
-
-    def abort(self) -> None:
-        """Give up: the data connection is reset and the transfer fails."""
-        self.session._fail_transfer(self, FtpError(FtpErrorKind.ABORTED))
-
-    def _from_netascii(self, data: bytes) -> bytes:
-        if self._cr_pending:
-            data = b"\r" + data
-            self._cr_pending = False
-        if data.endswith(b"\r"):
-            data = data[:-1]
-            self._cr_pending = True
-        return data.replace(b"\r\n", b"\n")
+Request = tuple[str, str | None, ReplyCallback] | Transfer | None  # a command, a transfer, or QUIT
 
 
 class FtpSession:
@@ -214,8 +90,10 @@ class FtpSession:
         self.welcome: FtpReply | None = None
         self._parser = ReplyParser()
         self._waiting: ReplyCallback | None = None  # the handler of the next final reply
+        self._user_callback: ReplyCallback | None = None  # the running command()'s own callback
+        self._owed = False  # a failed transfer's reply is still to come: swallow it first
         self._deadline: float | None = now + timeout
-        self._queue: deque[Callable[[], None]] = deque()
+        self._queue: deque[Request] = deque()
         self._transfer: Transfer | None = None
         self._type_sent: str | None = None
         self._epsv = True
@@ -226,13 +104,9 @@ class FtpSession:
 
     # ------------------------------------------------------------------ requests
     def command(self, verb: str, argument: str | None, callback: ReplyCallback) -> None:
-        """Send one command when the session is free; ``callback(reply, error)`` gets its final reply."""
-
-        def run() -> None:
-            self.state = SessionState.BUSY
-            self._send(verb, argument, lambda reply, error: self._finish_request(callback, reply, error))
-
-        self._enqueue(run)
+        """Send one command in turn; ``callback(reply, error)`` gets its final reply (or the failure)."""
+        command_line(verb, argument)  # ValueError now for CR/LF, not later inside the loop
+        self._enqueue((verb, argument, callback))
 
     def retrieve(self, name: str) -> Transfer:
         """Download ``name`` (RETR)."""
@@ -247,26 +121,20 @@ class FtpSession:
         return self._start_transfer("NLST" if names_only else "LIST", path, upload=False)
 
     def quit(self) -> None:
-        """QUIT, then the control connection closes."""
-
-        def run() -> None:
-            self.state = SessionState.CLOSING
-            self._send("QUIT", None, lambda reply, error: self._closed(None))
-
-        if self.state in (SessionState.CLOSED, SessionState.CLOSING):
-            return
-        self._enqueue(run)
+        """QUIT after the requests already made; then the control connection closes."""
+        if self.state not in (SessionState.CLOSED, SessionState.CLOSING):
+            self._enqueue(None)
 
     def abort(self) -> None:
-        """Close everything now (no QUIT)."""
-        if self._transfer is not None:
-            self._fail_transfer(self._transfer, FtpError(FtpErrorKind.ABORTED))
+        """Close everything now (no QUIT); pending requests fail as ABORTED."""
+        if self.state is SessionState.CLOSED:
+            return
         self.control.abort(self.now)
-        self._closed(FtpError(FtpErrorKind.ABORTED))
+        self._lost(FtpError(FtpErrorKind.ABORTED))
 
     @property
     def is_ready(self) -> bool:
-        return self.state is SessionState.READY and not self._queue
+        return self.state is SessionState.READY and not self._queue and not self._owed
 
     # ------------------------------------------------------------------ time
     def next_deadline(self) -> float | None:
@@ -275,11 +143,8 @@ class FtpSession:
     def on_timer(self, now: float) -> None:
         self.now = now
         if self._deadline is not None and now >= self._deadline and self.state is not SessionState.CLOSED:
-            error = FtpError(FtpErrorKind.TIMEOUT)
-            if self._transfer is not None:
-                self._fail_transfer(self._transfer, error)
             self.control.abort(now)
-            self._closed(error)
+            self._lost(FtpError(FtpErrorKind.TIMEOUT))
 
     def poll(self, now: float) -> None:
         """Keep the session's notion of time current (the owner calls it every round)."""
@@ -295,18 +160,21 @@ class FtpSession:
             try:
                 replies = self._parser.feed(sock.recv())
             except MalformedPacket as exc:
-                self._protocol_error(str(exc))
+                self.control.abort(self.now)
+                self._lost(FtpError(FtpErrorKind.PROTOCOL, str(exc)))
                 return
             for reply in replies:
+                if self.state is SessionState.CLOSED:
+                    return
                 self._reply(reply)
         elif isinstance(event, Connected):
             self._deadline = self.now + self.timeout
         elif isinstance(event, PeerClosed):
-            if self.state is not SessionState.CLOSING:
-                self._lost(FtpError(FtpErrorKind.CLOSED))
-            else:
-                self._closed(None)
             sock.close(self.now)
+            if self.state is SessionState.CLOSING:
+                self._closed(None)
+            else:
+                self._lost(FtpError(FtpErrorKind.CLOSED))
         elif isinstance(event, ConnectionFailed):
             kind = FtpErrorKind.CONNECT if self.state is SessionState.CONNECTING else FtpErrorKind.CLOSED
             self._lost(FtpError(kind, event.reason))
@@ -316,18 +184,19 @@ class FtpSession:
             transfer = self._transfer
             if transfer is not None and transfer.state is TransferState.STARTING:
                 transfer.state = TransferState.ACTIVE  # 125/150: the transfer runs
-                self._deadline = None  # data may take long; the data connection has its own timers
+                transfer.push()
                 self._emit(TransferEvent(transfer))
-                if transfer.upload and transfer._finish_requested:
-                    transfer.finish()
+            if transfer is not None and not transfer.data_ended:
+                self._deadline = None  # data moves at the user's pace: not timed
             return
         handler, self._waiting = self._waiting, None
         self._deadline = None
-        if handler is None:
-            if reply.code == 421:
-                self._lost(FtpError(FtpErrorKind.CLOSED, "service closing", reply))
-            return  # an unsolicited reply: nothing waits for it
-        handler(reply, None)
+        if handler is not None:
+            handler(reply, None)
+        elif reply.code == 421:
+            self.control.close(self.now)
+            self._lost(FtpError(FtpErrorKind.CLOSED, "service closing", reply))
+        # any other unsolicited reply: nothing waits for it
 
     def _send(self, verb: str, argument: str | None, handler: ReplyCallback) -> None:
         self._waiting = handler
@@ -336,75 +205,85 @@ class FtpSession:
 
     def _greeting(self, reply: FtpReply | None, error: FtpError | None) -> None:
         if reply is None or reply.code != 220:
+            self.control.close(self.now)
             self._lost(FtpError(FtpErrorKind.CONNECT, "no 220 greeting", reply))
             return
         self.welcome = reply
         self.state = SessionState.LOGGING_IN
-        self._send("USER", self.user, self._after_user)
+        self._send("USER", self.user, self._after_login_step)
 
-    def _after_user(self, reply: FtpReply | None, error: FtpError | None) -> None:
-        assert reply is not None
-        if reply.code == 230:
-            self._logged_in()
-        elif reply.code == 331:
-            self._send("PASS", self.password, self._after_pass)
-        elif reply.code == 332 and self.account is not None:
-            self._send("ACCT", self.account, self._after_pass)
-        else:
-            self._login_failed(reply)
-
-    def _after_pass(self, reply: FtpReply | None, error: FtpError | None) -> None:
-        assert reply is not None
+    def _after_login_step(self, reply: FtpReply | None, error: FtpError | None) -> None:
+        if reply is None:
+            return
         if reply.code in (202, 230):
-            self._logged_in()
+            self.state = SessionState.READY
+            self._emit(LoggedIn())
+            self._run_queue()
+        elif reply.code == 331:
+            self._send("PASS", self.password, self._after_login_step)
         elif reply.code == 332 and self.account is not None:
-            self._send("ACCT", self.account, self._after_pass)
+            self._send("ACCT", self.account, self._after_login_step)
         else:
-            self._login_failed(reply)
+            self.control.close(self.now)
+            self._lost(FtpError(FtpErrorKind.LOGIN, "", reply))
 
-    def _login_failed(self, reply: FtpReply) -> None:
-        error = FtpError(FtpErrorKind.LOGIN, "", reply)
-        self.control.close(self.now)
-        self._closed(error)
-
-    def _logged_in(self) -> None:
-        self.state = SessionState.READY
-        self._emit(LoggedIn())
-        self._run_queue()
-
-    def _enqueue(self, run: Callable[[], None]) -> None:
-        if self.state is SessionState.CLOSED:
+    # ------------------------------------------------------------------ the queue
+    def _enqueue(self, request: Request) -> None:
+        if self.state in (SessionState.CLOSED, SessionState.CLOSING):
             raise FtpError(FtpErrorKind.CLOSED, "the session is closed")
-        self._queue.append(run)
+        self._queue.append(request)
         self._run_queue()
 
     def _run_queue(self) -> None:
-        if self.state is SessionState.READY and self._queue:
-            self._queue.popleft()()
+        while self.state is SessionState.READY and not self._owed and self._queue:
+            request = self._queue.popleft()
+            if request is None:
+                self.state = SessionState.CLOSING
+                self._send("QUIT", None, lambda reply, error: self.control.close(self.now))
+            elif isinstance(request, Transfer):
+                if not request.done:  # a transfer aborted while queued is skipped
+                    self._prepare(request)
+            else:
+                verb, argument, callback = request
+                self.state = SessionState.BUSY
+                self._user_callback = callback
+                self._send(verb, argument, self._command_done)
 
-    def _finish_request(self, callback: ReplyCallback, reply: FtpReply | None, error: FtpError | None) -> None:
+    def _command_done(self, reply: FtpReply | None, error: FtpError | None) -> None:
+        callback, self._user_callback = self._user_callback, None
+        self.state = SessionState.READY
+        if callback is not None:
+            callback(reply, error)
+        self._run_queue()
+
+    def _swallow(self, reply: FtpReply | None, error: FtpError | None) -> None:
+        """The late reply of a transfer that already failed: then the next request."""
+        self._owed = False
         if self.state is SessionState.BUSY:
             self.state = SessionState.READY
-        callback(reply, error)
         self._run_queue()
 
     # ------------------------------------------------------------------ transfers
     def _start_transfer(self, verb: str, argument: str | None, upload: bool) -> Transfer:
+        command_line(verb, argument)  # ValueError now for CR/LF in the name
         transfer = Transfer(self, verb, argument, upload)
-        self._enqueue(lambda: self._prepare(transfer))
+        self._enqueue(transfer)
         return transfer
 
     def _prepare(self, transfer: Transfer) -> None:
         self.state = SessionState.BUSY
         self._transfer = transfer
         wanted = "I" if self.binary and transfer.verb in ("RETR", "STOR") else "A"
+        transfer.ascii = wanted == "A"
         if self._type_sent != wanted:
             self._send("TYPE", wanted, lambda reply, error: self._after_type(transfer, wanted, reply))
         else:
             self._open_data(transfer)
 
     def _after_type(self, transfer: Transfer, wanted: str, reply: FtpReply | None) -> None:
-        if reply is None or reply.kind != 2:
+        if reply is None or transfer.done:
+            return
+        if reply.kind != 2:
             self._fail_transfer(transfer, FtpError(FtpErrorKind.REFUSED, f"TYPE {wanted}", reply))
             return
         self._type_sent = wanted
@@ -419,7 +298,8 @@ class FtpSession:
             self._send("PASV", None, lambda reply, error: self._after_pasv(transfer, reply))
 
     def _after_epsv(self, transfer: Transfer, reply: FtpReply | None) -> None:
-        assert reply is not None
+        if reply is None or transfer.done:
+            return
         if reply.code in (500, 501, 502):
             self._epsv = False  # RFC 2428 unknown to this server: PASV from now on
             self._send("PASV", None, lambda r, error: self._after_pasv(transfer, r))
@@ -435,7 +315,8 @@ class FtpSession:
         self._connect_data(transfer, port)
 
     def _after_pasv(self, transfer: Transfer, reply: FtpReply | None) -> None:
-        assert reply is not None
+        if reply is None or transfer.done:
+            return
         if reply.code != 227:
             self._fail_transfer(transfer, FtpError(FtpErrorKind.DATA, "PASV", reply))
             return
@@ -454,7 +335,7 @@ class FtpSession:
             self._fail_transfer(transfer, FtpError(FtpErrorKind.DATA, str(exc)))
             return
         self._adopt_data(transfer, sock)
-        self._deadline = self.now + self.timeout
+        self._deadline = self.now + self.timeout  # for the data connection to come up
 
     def _open_active(self, transfer: Transfer) -> None:
         local = self.control.local[0]
@@ -465,16 +346,23 @@ class FtpSession:
             return
         transfer.listener = server
         server.on_accept = lambda sock: self._accepted(transfer, sock)
-        argument = port_argument(local, server.port)
-        self._send("PORT", argument, lambda reply, error: self._after_port(transfer, reply))
+        self._send("PORT", port_argument(local, server.port), lambda reply, error: self._after_port(transfer, reply))
 
     def _after_port(self, transfer: Transfer, reply: FtpReply | None) -> None:
-        assert reply is not None
-        if reply.kind != 2:
-            self._fail_transfer(transfer, FtpError(FtpErrorKind.DATA, "PORT", reply))
+        if reply is None or transfer.done:
             return
+        if reply.kind != 2:
+            kind = FtpErrorKind.REFUSED if reply.kind in (4, 5) else FtpErrorKind.DATA
+            self._fail_transfer(transfer, FtpError(kind, "PORT", reply))
+            return
+        self._send_transfer_command(transfer)
+
+    def _send_transfer_command(self, transfer: Transfer) -> None:
         transfer.state = TransferState.STARTING
+        if transfer.upload and transfer.data is not None:
+            transfer.sending = True  # data may go as soon as STOR is out: TCP holds it for the server
         self._send(transfer.verb, transfer.argument, lambda r, error: self._after_transfer_reply(transfer, r))
+        transfer.push()
 
     def _accepted(self, transfer: Transfer, sock: TcpSocket) -> None:
         if transfer.listener is not None:
@@ -484,7 +372,9 @@ class FtpSession:
             sock.abort(self.now)
             return
         self._adopt_data(transfer, sock)
-        self._data_event(transfer, sock, Connected())
+        if transfer.upload and transfer.state in (TransferState.STARTING, TransferState.ACTIVE):
+            transfer.sending = True
+            transfer.push()
 
     def _adopt_data(self, transfer: Transfer, sock: TcpSocket) -> None:
         transfer.data = sock
@@ -495,22 +385,34 @@ class FtpSession:
             return
         if isinstance(event, Connected):
             if transfer.state is TransferState.CONNECTING:
-                transfer.state = TransferState.STARTING
-                self._send(transfer.verb, transfer.argument, lambda r, error: self._after_transfer_reply(transfer, r))
-        elif isinstance(event, DataAvailable | SendSpace):
+                self._send_transfer_command(transfer)
+        elif isinstance(event, DataAvailable):
+            self._emit(TransferEvent(transfer))
+        elif isinstance(event, SendSpace):
+            if transfer.state is TransferState.STARTING:
+                self._deadline = self.now + self.timeout  # no 1xx yet, but the server takes data: alive
+            transfer.push()
             self._emit(TransferEvent(transfer))
         elif isinstance(event, PeerClosed):
-            if not transfer.upload:
-                transfer.data_ended = True
-                self._emit(TransferEvent(transfer))
-                self._check_transfer(transfer)
-            else:
-                sock.close(self.now)
+            if transfer.upload:
+                if not transfer.data_ended:  # the server gave up before our end of the file
+                    self._fail_transfer(transfer, FtpError(FtpErrorKind.DATA, "the server closed the data connection"))
+                return
+            transfer.data_ended = True
+            self._data_ended(transfer)
+            self._emit(TransferEvent(transfer))
         elif isinstance(event, ConnectionFailed):
             self._fail_transfer(transfer, FtpError(FtpErrorKind.DATA, event.reason))
 
+    def _data_ended(self, transfer: Transfer) -> None:
+        """The data connection is over: the 226 must come in time."""
+        if not transfer.confirmed and self._transfer is transfer:
+            self._deadline = self.now + self.timeout
+        self._check_transfer(transfer)
+
     def _after_transfer_reply(self, transfer: Transfer, reply: FtpReply | None) -> None:
-        assert reply is not None
+        if reply is None or transfer.done:
+            return
         if reply.kind != 2:
             kind = FtpErrorKind.REFUSED if transfer.state is TransferState.STARTING else FtpErrorKind.DATA
             self._fail_transfer(transfer, FtpError(kind, f"{transfer.verb} {transfer.argument or ''}".strip(), reply))
@@ -519,17 +421,20 @@ class FtpSession:
         transfer.confirmed = True
         if transfer.state is TransferState.STARTING:
             transfer.state = TransferState.ACTIVE  # a server that skipped the 1xx
+        if not transfer.data_ended:
+            self._deadline = self.now + self.timeout  # the data connection must end in time
         self._check_transfer(transfer)
 
     def _check_transfer(self, transfer: Transfer) -> None:
-        """Done when the server confirmed and the data connection ended (and was read out)."""
+        """Done when the server confirmed, the data connection ended, and a download was read out."""
         if transfer.done or not transfer.confirmed or not transfer.data_ended:
-            if transfer.confirmed and not transfer.data_ended and not transfer.upload:
-                self._deadline = self.now + self.timeout  # the FIN must follow the 226
             return
-        if not transfer.upload and transfer.data is not None and transfer.data.readable:
-            return  # the user still has data to read
+        self._deadline = None  # nothing more from the server: the user reads at its own pace
+        if not transfer.upload and (transfer.readable() or transfer.holds_text):
+            return
         transfer.state = TransferState.DONE
+        if transfer.data is not None:
+            transfer.data.close(self.now)
         self._end_transfer(transfer)
 
     def _fail_transfer(self, transfer: Transfer, error: FtpError) -> None:
@@ -539,6 +444,11 @@ class FtpSession:
         transfer.state = TransferState.FAILED
         if transfer.data is not None:
             transfer.data.abort(self.now)
+        if transfer in self._queue:
+            self._queue.remove(transfer)
+        if self._transfer is transfer and self._waiting is not None and self.state is not SessionState.CLOSED:
+            self._owed = True  # the server still answers the command we gave up on
+            self._waiting = self._swallow
         self._end_transfer(transfer)
 
     def _end_transfer(self, transfer: Transfer) -> None:
@@ -547,27 +457,33 @@ class FtpSession:
             transfer.listener = None
         if self._transfer is transfer:
             self._transfer = None
-        self._deadline = None
-        if self.state is SessionState.BUSY:
-            self.state = SessionState.READY
-            if self._waiting is not None and transfer.state is TransferState.FAILED:
-                # the server may still answer the command we gave up on: skip that reply
-                self._waiting = lambda reply, error: None
+            if not self._owed:
+                self._deadline = None
+                if self.state is SessionState.BUSY:
+                    self.state = SessionState.READY
         self._emit(TransferEvent(transfer))
         self._run_queue()
 
     # ------------------------------------------------------------------ endings
-    def _protocol_error(self, detail: str) -> None:
-        self.control.abort(self.now)
-        self._lost(FtpError(FtpErrorKind.PROTOCOL, detail))
-
     def _lost(self, error: FtpError) -> None:
-        if self._transfer is not None:
-            self._fail_transfer(self._transfer, error)
-        handler, self._waiting = self._waiting, None
-        self._closed(error)
-        if handler is not None and handler is not self._greeting:
-            handler(None, error)
+        """The control connection is gone: everything running or queued fails with ``error``."""
+        if self.state is SessionState.CLOSED:
+            return
+        self._waiting = None
+        self._owed = False
+        transfer = self._transfer
+        callback, self._user_callback = self._user_callback, None
+        queued, self._queue = list(self._queue), deque()
+        self._closed(error)  # first: nothing queued may start on the dead connection
+        if transfer is not None:
+            self._fail_transfer(transfer, error)
+        if callback is not None:
+            callback(None, error)
+        for request in queued:
+            if isinstance(request, Transfer):
+                self._fail_transfer(request, error)
+            elif request is not None:
+                request[2](None, error)
 
     def _closed(self, error: FtpError | None) -> None:
         if self.state is SessionState.CLOSED:
@@ -575,7 +491,6 @@ class FtpSession:
         self.state = SessionState.CLOSED
         self.error = error
         self._deadline = None
-        self._queue.clear()
         self._emit(SessionClosed(error))
 
     def _emit(self, event: SessionEvent) -> None:

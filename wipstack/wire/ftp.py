@@ -20,7 +20,7 @@ MAX_LINE = 4096
 #: Most lines in one multi-line reply (a long LIST goes over the data connection, not here).
 MAX_LINES = 1000
 
-_PASV = re.compile(rb"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
+_PASV = re.compile(rb"(?<!\d)(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})(?!\d)")
 _EPSV = re.compile(rb"\((.)\1\1(\d{1,5})\1\)")
 
 
@@ -57,7 +57,7 @@ class ReplyParser:
         while True:
             end = self._buffer.find(b"\n")
             if end < 0:
-                if len(self._buffer) > MAX_LINE:
+                if len(self._buffer) > MAX_LINE + 1:  # the line and its CR, waiting for the LF
                     raise MalformedPacket(DropReason.BAD_LENGTH, f"FTP reply line over {MAX_LINE} octets")
                 return replies
             raw = bytes(self._buffer[:end]).rstrip(b"\r")
@@ -84,12 +84,12 @@ class ReplyParser:
                 return None
             return FtpReply(code, (text[4:],))
         # inside a multi-line reply: only "<same code><SP>" ends it (RFC 959 §4.2)
+        if len(self._lines) >= MAX_LINES:
+            raise MalformedPacket(DropReason.BAD_LENGTH, f"FTP multi-line reply over {MAX_LINES} lines")
         if is_code and int(head) == self._code and raw[3:4] != b"-":
             code, lines = self._code, self._lines + [text[4:]]
             self._code, self._lines = None, []
             return FtpReply(code, tuple(lines))
-        if len(self._lines) >= MAX_LINES:
-            raise MalformedPacket(DropReason.BAD_LENGTH, f"FTP multi-line reply over {MAX_LINES} lines")
         self._lines.append(text[4:] if is_code and int(head) == self._code else text)
         return None
 
@@ -128,7 +128,7 @@ def port_argument(address: bytes, port: int) -> str:
 
 def command_line(verb: str, argument: str | None = None) -> bytes:
     """A command line; refuses CR/LF in the argument (they would start another command)."""
-    if argument is not None and ("\r" in argument or "\n" in argument):
-        raise ValueError("FTP arguments cannot contain CR or LF")
+    if any("\r" in text or "\n" in text for text in (verb, argument or "")):
+        raise ValueError("FTP commands and arguments cannot contain CR or LF")
     text = verb if argument is None else f"{verb} {argument}"
     return text.encode("utf-8") + b"\r\n"
