@@ -362,7 +362,9 @@ class FtpSession:
         if transfer.upload and transfer.data is not None:
             transfer.sending = True  # data may go as soon as STOR is out: TCP holds it for the server
         self._send(transfer.verb, transfer.argument, lambda r, error: self._after_transfer_reply(transfer, r))
-        transfer.push()
+        if transfer.sending:
+            transfer.push()
+            self._emit(TransferEvent(transfer))
 
     def _accepted(self, transfer: Transfer, sock: TcpSocket) -> None:
         if transfer.listener is not None:
@@ -375,6 +377,7 @@ class FtpSession:
         if transfer.upload and transfer.state in (TransferState.STARTING, TransferState.ACTIVE):
             transfer.sending = True
             transfer.push()
+            self._emit(TransferEvent(transfer))  # the stage drained into the socket: room to write
 
     def _adopt_data(self, transfer: Transfer, sock: TcpSocket) -> None:
         transfer.data = sock
