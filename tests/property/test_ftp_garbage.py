@@ -72,7 +72,7 @@ def outcome(pieces: list[bytes]) -> tuple[str, list[FtpReply]]:
             check_reply(reply)
         replies += got
         # bounded: at most one unfinished line, at most MAX_LINES lines of an unfinished reply
-        assert len(parser._buffer) <= MAX_LINE
+        assert len(parser._buffer) <= MAX_LINE + 1  # a whole line and its CR, waiting for the LF
         assert len(parser._lines) <= MAX_LINES
     return "ok", replies
 
