@@ -23,40 +23,9 @@ from typing import BinaryIO
 
 from wipstack.apps.ftp import FtpError, FtpSession, LoggedIn, SessionClosed, SessionEvent, Transfer
 from wipstack.cli_net import EXIT_FAILED, EXIT_OK, EXIT_USAGE, NetApp, add_stack_arguments, add_tun_arguments
+from wipstack.drivers.ports import TimerPort
 
 CHUNK = 1 << 16
-
-
-class _SessionTimers:
-    """The FTP session's timers as a port of the network loop (it has no file descriptors)."""
-
-    def __init__(self, session: FtpSession) -> None:
-        self.session = session
-        self.name = "ftp"
-
-    def read_fds(self) -> list[int]:
-        return []
-
-    def write_fds(self) -> list[int]:
-        return []
-
-    def on_readable(self, fd: int, now: float) -> None:
-        pass
-
-    def on_writable(self, fd: int, now: float) -> None:
-        pass
-
-    def flush(self, now: float) -> None:
-        self.session.poll(now)
-
-    def next_deadline(self) -> float | None:
-        return self.session.next_deadline()
-
-    def on_timer(self, now: float) -> None:
-        self.session.on_timer(now)
-
-    def close(self) -> None:
-        pass
 
 
 class Progress:
@@ -150,7 +119,7 @@ def run_ftp(args: argparse.Namespace) -> int:
             account=args.account, passive=not args.active, binary=not args.ascii, timeout=args.timeout,
             now=time.monotonic(), on_event=lambda s, e: events.append(e),
         )  # fmt: skip
-        app.loop.add_port(_SessionTimers(session))
+        app.loop.add_port(TimerPort(session, "ftp"))
         stop = app.stop_requested
         app.loop.run(lambda: bool(stop) or any(isinstance(e, LoggedIn | SessionClosed) for e in events))
         if session.state.value != "ready":

@@ -65,6 +65,7 @@ from wipstack.apps.ftp import (
     TransferState,
 )
 from wipstack.drivers.netloop import NetLoop
+from wipstack.drivers.ports import TimerPort
 from wipstack.wire.ftp import FtpReply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -673,41 +674,6 @@ def ftp_server(kind: str, ns: NetNamespace, **options: Any) -> Iterator[FtpServe
 # ---------------------------------------------------------------------------- wipstack's FTP client
 
 
-class SessionTimers:
-    """An FtpSession's timers as a port of the network loop (it has no file descriptors)."""
-
-    def __init__(self, session: FtpSession, on_flush: Callable[[], None] | None = None) -> None:
-        self.session = session
-        self.on_flush = on_flush  # called every round of the loop (a polling pump)
-        self.name = "ftp-timers"
-
-    def read_fds(self) -> list[int]:
-        return []
-
-    def write_fds(self) -> list[int]:
-        return []
-
-    def on_readable(self, fd: int, now: float) -> None:
-        pass
-
-    def on_writable(self, fd: int, now: float) -> None:
-        pass
-
-    def flush(self, now: float) -> None:
-        self.session.poll(now)
-        if self.on_flush is not None:
-            self.on_flush()
-
-    def next_deadline(self) -> float | None:
-        return self.session.next_deadline()
-
-    def on_timer(self, now: float) -> None:
-        self.session.on_timer(now)
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass
 class FtpResult:
     """How one transfer ended, seen from wipstack's side."""
@@ -813,7 +779,7 @@ class WipFtp:
         def create() -> FtpSession:
             session = FtpSession(loop.stack, host, port=port, user=user, password=password, passive=passive,
                                  binary=binary, timeout=timeout, now=loop.clock(), on_event=self._on_event)  # fmt: skip
-            self.timers = SessionTimers(session, self._kick if poll else None)
+            self.timers = TimerPort(session, "ftp-timers", self._kick if poll else None)
             loop.add_port(self.timers)
             return session
 

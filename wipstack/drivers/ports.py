@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from wipstack.drivers.link import ByteLink
 from wipstack.drivers.netloop import READ_BUDGET
@@ -24,6 +25,54 @@ BATCH = 64
 
 #: Bytes produced by a PPP session and not yet written before we stop reading its line.
 MAX_PENDING_OUTPUT = 1 << 20
+
+
+class Timed(Protocol):
+    """Something with timers of its own (an FTP session): ``poll``, ``next_deadline``, ``on_timer``."""
+
+    def poll(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def on_timer(self, now: float) -> None: ...
+
+
+class TimerPort:
+    """A sans-I/O object's timers as a port of the network loop (it has no file descriptors).
+
+    ``on_flush`` (if given) runs every round of the loop, e.g. a polling pump.
+    """
+
+    def __init__(self, timed: Timed, name: str = "timers", on_flush: Callable[[], None] | None = None) -> None:
+        self.timed = timed
+        self.name = name
+        self.on_flush = on_flush
+
+    def read_fds(self) -> list[int]:
+        return []
+
+    def write_fds(self) -> list[int]:
+        return []
+
+    def on_readable(self, fd: int, now: float) -> None:
+        pass
+
+    def on_writable(self, fd: int, now: float) -> None:
+        pass
+
+    def flush(self, now: float) -> None:
+        self.timed.poll(now)
+        if self.on_flush is not None:
+            self.on_flush()
+
+    def next_deadline(self) -> float | None:
+        return self.timed.next_deadline()
+
+    def on_timer(self, now: float) -> None:
+        self.timed.on_timer(now)
+
+    def close(self) -> None:
+        pass
 
 
 class TunPort:
