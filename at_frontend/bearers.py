@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from at_frontend.channel import Channel, Mode
 from at_frontend.config import SimState
 from at_frontend.parser import Command, CommandKind
-from at_frontend.registry import PENDING, Outcome, arg_count, command
+from at_frontend.registry import PENDING, Outcome, arg_count, command, require_started
 from at_frontend.responses import CmeError, CommandError
 from at_frontend.store import StoreCorrupt, StoreUnavailable, read_section
 from wipstack.net.interface import Interface
@@ -438,8 +438,7 @@ def wipbr(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
         return None
     if cmd.kind is not SET:
         raise CommandError(None)
-    if not module.started:
-        raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "the IP stack is not started (AT+WIPCFG=1)")
+    require_started(module)
     arg_count(cmd, 2, 6)
     cmdtype = cmd.args[0].as_int(0, 6)
     try:

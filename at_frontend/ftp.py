@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from at_frontend.channel import Channel
 from at_frontend.escaping import ETX, ETX_BYTE, DleDecoder, escape
 from at_frontend.parser import Arg, Command, CommandKind
-from at_frontend.registry import PENDING, Outcome, arg_count, command
+from at_frontend.registry import PENDING, Outcome, arg_count, command, int_arg, require_started
 from at_frontend.responses import CmeError, CommandError, ResultCode
 from wipstack.apps.ftp import FtpErrorKind, FtpSession, LoggedIn, SessionClosed, SessionEvent, Transfer, TransferEvent
 
@@ -161,14 +161,14 @@ class FtpService:
     # ------------------------------------------------------------------ commands
     def create(self, channel: Channel, cmd: Command) -> Outcome:
         arg_count(cmd, 5, 7)
-        idx = _int(cmd.args[1], 1, 1, CmeError.BAD_INDEX)
+        idx = int_arg(cmd.args[1], 1, 1, CmeError.BAD_INDEX)
         if idx in self.entries:
             raise CommandError(CmeError.INDEX_ALREADY_ACTIVE)
         args = list(cmd.args[2:])
         host = args.pop(0).text
         port = 21
         if len(args) == 4 or (len(args) == 3 and args[0].text.isdigit() and not args[0].quoted):
-            port = _int(args.pop(0), 1, 65535, CmeError.BAD_PORT_NUMBER)  # the optional <port>
+            port = int_arg(args.pop(0), 1, 65535, CmeError.BAD_PORT_NUMBER)  # the optional <port>
         if len(args) not in (2, 3) or not host:
             raise CommandError(CmeError.INVALID_OPTION, "=4,<idx>,<server>[,<port>],<user>,<password>[,<account>]")
         account = args[2].text if len(args) == 3 and not args[2].is_empty else None
@@ -207,8 +207,8 @@ class FtpService:
 
     def file(self, channel: Channel, cmd: Command) -> Outcome:
         arg_count(cmd, 4, 4)
-        idx = _int(cmd.args[1], 1, 1, CmeError.BAD_INDEX)
-        mode = _int(cmd.args[2], 1, 2, CmeError.INVALID_OPTION_VALUE)
+        idx = int_arg(cmd.args[1], 1, 1, CmeError.BAD_INDEX)
+        mode = int_arg(cmd.args[2], 1, 2, CmeError.INVALID_OPTION_VALUE)
         name = cmd.args[3].text
         entry = self.entries.get(idx)
         if entry is None or entry.session is None or not entry.logged_in or entry.closed:
@@ -228,7 +228,7 @@ class FtpService:
             raise CommandError(CmeError.OPTION_NOT_SUPPORTED if opt < 100 else CmeError.INVALID_OPTION)
         if value is None:
             return str(int(entry.binary if opt == 40 else entry.passive))
-        number = _int(value, 0, 1, CmeError.INVALID_OPTION_VALUE)
+        number = int_arg(value, 0, 1, CmeError.INVALID_OPTION_VALUE)
         if opt == 40:
             entry.binary = bool(number)
         else:
@@ -314,13 +314,6 @@ class FtpService:
             self.close(idx)
 
 
-def _int(arg: Arg, low: int, high: int, code: CmeError) -> int:
-    try:
-        return arg.as_int(low, high)
-    except ValueError:
-        raise CommandError(code) from None
-
-
 @command("+WIPFILE")
 def wipfile(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
     """``AT+WIPFILE=4,<idx>,<mode>,<filename>``: 1 download, 2 upload."""
@@ -331,10 +324,9 @@ def wipfile(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
         return None  # nothing to list: a transfer runs in data mode
     if cmd.kind is not SET:
         raise CommandError(None)
-    if not module.started:
-        raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "the IP stack is not started (AT+WIPCFG=1)")
+    require_started(module)
     arg_count(cmd, 1, 4)
-    proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
+    proto = int_arg(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
     if proto in (5, 6):
         raise CommandError(CmeError.NOT_IMPLEMENTED, "HTTP and SMTP are not available")
     if proto != FTP:

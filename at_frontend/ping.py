@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from at_frontend.channel import Channel
 from at_frontend.parser import Command, CommandKind
-from at_frontend.registry import PENDING, Outcome, arg_count, command
+from at_frontend.registry import PENDING, Outcome, arg_count, command, require_started
 from at_frontend.responses import CmeError, CommandError
 from wipstack.net.icmp import PingConfig, PingSession
 from wipstack.net.udp import SocketError
@@ -136,8 +136,7 @@ def wipping(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
         return None
     if cmd.kind is not SET:
         raise CommandError(None)
-    if not module.started:
-        raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "the IP stack is not started (AT+WIPCFG=1)")
+    require_started(module)
     arg_count(cmd, 1, 6)
     host = cmd.args[0].text
     if not host or len(host) > 255:

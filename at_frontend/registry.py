@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
-from at_frontend.parser import Command, CommandKind
+from at_frontend.parser import Arg, Command, CommandKind
 from at_frontend.responses import CmeError, CommandError
 
 if TYPE_CHECKING:
@@ -52,6 +52,20 @@ def require_kind(cmd: Command, *kinds: CommandKind) -> None:
     """Plain ``ERROR`` for a form the command does not have (``AT+CSQ?``)."""
     if cmd.kind not in kinds:
         raise CommandError(None, f"{cmd.name} has no {cmd.kind.value} form")
+
+
+def int_arg(arg: Arg, low: int, high: int, code: CmeError) -> int:
+    """``arg`` as an integer in ``low..high``, else ``+CME ERROR: <code>``."""
+    try:
+        return arg.as_int(low, high)
+    except ValueError:
+        raise CommandError(code) from None
+
+
+def require_started(module: Module) -> None:
+    """803 until ``AT+WIPCFG=1`` started the IP stack."""
+    if not module.started:
+        raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "the IP stack is not started (AT+WIPCFG=1)")
 
 
 def arg_count(cmd: Command, low: int, high: int) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from at_frontend.channel import Channel, Mode
 from at_frontend.datamode import TcpDataLink, UdpDataLink
 from at_frontend.parser import Arg, Command, CommandKind
-from at_frontend.registry import CONNECT, Outcome, arg_count, command
+from at_frontend.registry import CONNECT, Outcome, arg_count, command, int_arg, require_started
 from at_frontend.responses import CmeError, CommandError, ResultCode
 from wipstack.net.udp import SocketError, UdpSocket
 from wipstack.tcp.events import Connected, ConnectionFailed, DataAvailable, PeerClosed, SendSpace, TcpEvent
@@ -78,7 +78,7 @@ class SocketTable:
     # ------------------------------------------------------------------ creation
     def create(self, channel: Channel, cmd: Command) -> Outcome | None:
         module = self.module
-        proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
+        proto = int_arg(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
         if proto in (5, 6, 7):
             raise CommandError(CmeError.NOT_IMPLEMENTED, f"protocol {proto} (HTTP/SMTP/POP3) is not available")
         if proto not in LIMITS:
@@ -88,7 +88,7 @@ class SocketTable:
         if proto == FTP:
             return module.ftp.create(channel, cmd)
         arg_count(cmd, 3, 6)
-        idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
+        idx = int_arg(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
         key = (proto, idx)
         if key in self.entries:
             raise CommandError(CmeError.INDEX_ALREADY_ACTIVE)
@@ -99,7 +99,7 @@ class SocketTable:
             self._create_udp(entry, cmd.args)
         elif proto == TCP_CLIENT:
             arg_count(cmd, 4, 4)
-            self._create_tcp_client(entry, cmd.args[2].text, _int(cmd.args[3], 1, 65535, CmeError.BAD_PORT_NUMBER))
+            self._create_tcp_client(entry, cmd.args[2].text, int_arg(cmd.args[3], 1, 65535, CmeError.BAD_PORT_NUMBER))
         else:
             arg_count(cmd, 5, 5)
             self._create_tcp_server(entry, cmd.args)
@@ -109,7 +109,7 @@ class SocketTable:
     def _create_udp(self, entry: SocketEntry, args: tuple[Arg, ...]) -> None:
         if len(args) not in (3, 5):
             raise CommandError(CmeError.INVALID_OPTION, "UDP takes <idx>,<local port>[,<peer>,<peer port>]")
-        local_port = _int(args[2], 0, 65535, CmeError.BAD_PORT_NUMBER)
+        local_port = int_arg(args[2], 0, 65535, CmeError.BAD_PORT_NUMBER)
         sock = self.module.stack.udp_socket()
         try:
             sock.bind(port=local_port)
@@ -119,7 +119,7 @@ class SocketTable:
         sock.on_datagram = lambda data, source, now: self._datagram(entry, data, source)
         entry.udp = sock
         if len(args) == 5:
-            entry.peer_port = _int(args[4], 1, 65535, CmeError.BAD_PORT_NUMBER)
+            entry.peer_port = int_arg(args[4], 1, 65535, CmeError.BAD_PORT_NUMBER)
             literal = _address(args[3].text)
             if literal is None:
                 entry.resolving = self.module.stack.dns.resolve(args[3].text, self.module.now)
@@ -150,9 +150,9 @@ class SocketTable:
         sock.on_event = lambda s, event: self._tcp_event(entry, event)
 
     def _create_tcp_server(self, entry: SocketEntry, args: tuple[Arg, ...]) -> None:
-        port = _int(args[2], 1, 65535, CmeError.BAD_PORT_NUMBER)
-        low = _int(args[3], 1, LIMITS[TCP_CLIENT], CmeError.BAD_INDEX)
-        high = _int(args[4], 1, LIMITS[TCP_CLIENT], CmeError.BAD_INDEX)
+        port = int_arg(args[2], 1, 65535, CmeError.BAD_PORT_NUMBER)
+        low = int_arg(args[3], 1, LIMITS[TCP_CLIENT], CmeError.BAD_INDEX)
+        high = int_arg(args[4], 1, LIMITS[TCP_CLIENT], CmeError.BAD_INDEX)
         if high < low:
             raise CommandError(CmeError.BAD_INDEX, "<to idx> below <from idx>")
         for other in self.entries.values():
@@ -404,7 +404,7 @@ class SocketTable:
         if opt not in writable:
             raise CommandError(CmeError.OPTION_NOT_SUPPORTED, "read-only option")
         ranges = {4: (536, 36864), 5: (536, 65535), 7: (0, 1), 8: (1, 255), 9: (0, 255)}
-        number = _int(value, *ranges[opt], CmeError.INVALID_OPTION_VALUE)
+        number = int_arg(value, *ranges[opt], CmeError.INVALID_OPTION_VALUE)
         self._write_setting(entry, opt, number)
         return None
 
@@ -451,13 +451,6 @@ class SocketTable:
             setattr(target, "ttl" if opt == 8 else "tos", value)
 
 
-def _int(arg: Arg, low: int, high: int, code: CmeError) -> int:
-    try:
-        return arg.as_int(low, high)
-    except ValueError:
-        raise CommandError(code) from None
-
-
 def _address(text: str) -> bytes | None:
     """A dotted quad as 4 octets, or None for a host name."""
     try:
@@ -467,11 +460,6 @@ def _address(text: str) -> bytes | None:
 
 
 # ---------------------------------------------------------------------------- commands
-
-
-def _require_started(module: Module) -> None:
-    if not module.started:
-        raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "the IP stack is not started (AT+WIPCFG=1)")
 
 
 @command("+WIPCREATE")
@@ -493,7 +481,7 @@ def wipcreate(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
         return None
     if cmd.kind is not SET:
         raise CommandError(None)
-    _require_started(module)
+    require_started(module)
     arg_count(cmd, 2, 7)
     return module.sockets.create(channel, cmd)
 
@@ -507,12 +495,12 @@ def wipclose(module: Module, channel: Channel, cmd: Command) -> None:
         return
     if cmd.kind is not SET:
         raise CommandError(None)
-    _require_started(module)
+    require_started(module)
     arg_count(cmd, 2, 2)
-    proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
+    proto = int_arg(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
     if proto not in LIMITS:
         raise CommandError(CmeError.BAD_PROTOCOL)
-    idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
+    idx = int_arg(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
     if proto == FTP:
         module.ftp.close(idx)
         return
@@ -527,14 +515,14 @@ def wipopt(module: Module, channel: Channel, cmd: Command) -> None:
         return
     if cmd.kind is not SET:
         raise CommandError(None)
-    _require_started(module)
+    require_started(module)
     arg_count(cmd, 4, 5)
-    proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
+    proto = int_arg(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
     if proto not in LIMITS:
         raise CommandError(CmeError.BAD_PROTOCOL)
-    idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
-    action = _int(cmd.args[2], 1, 2, CmeError.INVALID_OPTION_VALUE)
-    opt = _int(cmd.args[3], 0, 255, CmeError.INVALID_OPTION)
+    idx = int_arg(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
+    action = int_arg(cmd.args[2], 1, 2, CmeError.INVALID_OPTION_VALUE)
+    opt = int_arg(cmd.args[3], 0, 255, CmeError.INVALID_OPTION)
     if proto == FTP:
         ftp_entry = module.ftp.entries.get(idx)
         if ftp_entry is None:
@@ -573,13 +561,13 @@ def wipdata(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
         return None
     if cmd.kind is not SET:
         raise CommandError(None)
-    _require_started(module)
+    require_started(module)
     arg_count(cmd, 3, 3)
-    proto = _int(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
+    proto = int_arg(cmd.args[0], 0, 255, CmeError.BAD_PROTOCOL)
     if proto not in (UDP, TCP_CLIENT):
         raise CommandError(CmeError.BAD_PROTOCOL)
-    idx = _int(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
-    mode = _int(cmd.args[2], 0, 2, CmeError.INVALID_OPTION_VALUE)
+    idx = int_arg(cmd.args[1], 1, LIMITS[proto], CmeError.BAD_INDEX)
+    mode = int_arg(cmd.args[2], 0, 2, CmeError.INVALID_OPTION_VALUE)
     if mode == 0:
         module.sockets.unmap(proto, idx)
         return None
