@@ -14,6 +14,7 @@ CORE = [
     *sorted((ROOT / "wipstack" / "_py").glob("*.py")),
     *sorted((ROOT / "wipstack" / "net").glob("*.py")),
     *sorted((ROOT / "wipstack" / "tcp").glob("*.py")),
+    *sorted((ROOT / "wipstack" / "cellular").glob("*.py")),
     ROOT / "wipstack" / "dns.py",
     ROOT / "wipstack" / "errors.py",
     ROOT / "wipstack" / "rand.py",

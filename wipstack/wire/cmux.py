@@ -27,10 +27,18 @@ Control channel messages (DLCI 0, carried in UIH information, §5.4.6.1)::
     | Type (EA,C/R) | Length (EA...) | Value       |
     +---------------+----------------+-------------+
 
+The control message length is *not* laid out like the frame length: it is an EA-chained
+field (§5.4.6.1: every octet carries EA in bit 1 and seven length bits, EA=1 marks the last
+octet, L1 is the least significant bit), so a length over 127 takes ``EA=0 L1..L7`` then
+``EA=1 L8..L14``.  The frame length's second octet, by contrast, has no EA bit and carries
+L8..L15 (§5.2.1.5).  Linux n_gsm (6.1) only ever sends one length octet (its messages are
+at most 8 value octets) and reads a longer chain most-significant octet first
+(``gsm_read_ea_val``), so lengths over 127 never occur between it and us in practice.
+
 Not implemented: the advanced option (§5.2.7: HDLC-like transparency with 0x7E/0x7D),
-error-recovery mode (§6), convergence layers 2 to 4 (§5.5.2-§5.5.4), the multiplexer
-state machines (§5.7, §5.8) and timers (T1/T2/T3, N2).  This module is pure: it holds no
-clocks, file descriptors or threads.
+error-recovery mode (§6) and convergence layers 2 to 4 (§5.5.2-§5.5.4).  The multiplexer
+state machine and its timers live in :mod:`wipstack.cellular.cmux`.  This module is pure: it
+holds no clocks, file descriptors or threads.
 """
 
 from __future__ import annotations
@@ -106,6 +114,43 @@ def encode_length(length: int) -> bytes:
     if length <= 0x7F:
         return bytes(((length << 1) | EA,))
     return bytes(((length & 0x7F) << 1, length >> 7))
+
+
+#: A control message length never needs more than three 7-bit octets (the frame carries < 2**15).
+MAX_CONTROL_LENGTH_OCTETS = 3
+
+
+def encode_control_length(length: int) -> bytes:
+    """The EA-chained length field of a control message (§5.4.6.1), least significant 7 bits first."""
+    if not 0 <= length <= MAX_LENGTH_FIELD:
+        raise ValueError(f"control message length {length} outside 0..{MAX_LENGTH_FIELD}")
+    octets = bytearray()
+    while True:
+        octets.append((length & 0x7F) << 1)
+        length >>= 7
+        if not length:
+            break
+    octets[-1] |= EA
+    return bytes(octets)
+
+
+def _decode_control_length(data: bytes, offset: int) -> tuple[int, int]:
+    """(value, octets used) of the EA-chained length at ``offset`` (§5.4.6.1).
+
+    Raises MalformedPacket: TRUNCATED when the chain runs off the end, BAD_LENGTH when it is
+    longer than :data:`MAX_CONTROL_LENGTH_OCTETS` (no frame could carry such a value).
+    """
+    length = 0
+    for index in range(MAX_CONTROL_LENGTH_OCTETS):
+        if offset + index >= len(data):
+            raise MalformedPacket(DropReason.TRUNCATED, "control message length field cut short")
+        octet = data[offset + index]
+        length |= (octet >> 1) << (7 * index)
+        if octet & EA:
+            return length, index + 1
+    raise MalformedPacket(
+        DropReason.BAD_LENGTH, f"control message length longer than {MAX_CONTROL_LENGTH_OCTETS} octets"
+    )
 
 
 def _decode_length(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, int] | None:
@@ -319,15 +364,16 @@ class ControlMessage:
         """Type octet, length octet(s) and value; raises ValueError on bad fields."""
         if not 0 <= self.type <= 63:
             raise ValueError(f"control message type {self.type} outside 0..63")
-        return bytes((self.type_octet,)) + encode_length(len(self.value)) + self.value
+        return bytes((self.type_octet,)) + encode_control_length(len(self.value)) + self.value
 
 
 def parse_control_messages(information: bytes | bytearray | memoryview) -> list[ControlMessage]:
     """Split a DLCI 0 UIH information field into control messages (§5.4.6.1).
 
-    The length field follows the frame length layout of §5.2.1.5 (second octet L8..L15).
-    Raises MalformedPacket: TRUNCATED when a type, length or value is cut short,
-    BAD_VALUE for a multi-octet (EA=0) type field, which no defined type uses.
+    The length field is EA-chained, least significant 7 bits first (see the module docstring).
+    Raises MalformedPacket: TRUNCATED when a type, length or value is cut short, BAD_LENGTH
+    for a length chain over three octets, BAD_VALUE for a multi-octet (EA=0) type field,
+    which no defined type uses.
     """
     data = bytes(information)
     messages: list[ControlMessage] = []
@@ -336,10 +382,7 @@ def parse_control_messages(information: bytes | bytearray | memoryview) -> list[
         type_octet = data[offset]
         if not type_octet & EA:
             raise MalformedPacket(DropReason.BAD_VALUE, "extended (EA=0) control message type")
-        decoded = _decode_length(data, offset + 1)
-        if decoded is None:
-            raise MalformedPacket(DropReason.TRUNCATED, "control message length field cut short")
-        length, used = decoded
+        length, used = _decode_control_length(data, offset + 1)
         start = offset + 1 + used
         if start + length > len(data):
             raise MalformedPacket(DropReason.TRUNCATED, f"control message value needs {length} octets")

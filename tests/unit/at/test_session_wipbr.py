@@ -241,7 +241,7 @@ def test_gprs_options(gprs: Rig) -> None:
     assert gprs.at('AT+WIPBR=2,6,11,"' + "a" * 97 + '"') == cme(801)
     assert gprs.at("AT+WIPBR=2,6,11,internet.example;+WIPBR=2,6,12,4") == OK
     assert gprs.at("AT+WIPBR=3,6,11;+WIPBR=3,6,12") == info('+WIPBR: 6,11,"internet.example"', "+WIPBR: 6,12,4")
-    assert gprs.at("AT+WIPBR=2,6,12,5") == cme(801)
+    assert gprs.at("AT+WIPBR=2,6,12,17") == cme(801)  # 27.007 cids 1..16
     assert gprs.at('AT+WIPBR=2,6,2,"123"') == cme(800)
 
 

@@ -20,6 +20,7 @@ from wipstack.wire.cmux import (
     ControlType,
     FrameType,
     ModemStatus,
+    encode_control_length,
     encode_length,
     fcs,
     frame_fcs_ok,
@@ -321,11 +322,47 @@ def test_several_control_messages_in_one_uih() -> None:
     assert parse_control_messages(parsed[0].information) == messages
 
 
-@pytest.mark.parametrize("info", [b"\xe3", b"\xe3\x05\x07", b"\xe3\x00", b"\x81\x00\x01" + bytes(10)])
+@pytest.mark.parametrize("info", [b"\xe3", b"\xe3\x05\x07", b"\xe3\x00", b"\x81\x00\x03" + bytes(10)])
 def test_control_truncated(info: bytes) -> None:
     with pytest.raises(MalformedPacket) as exc:
         parse_control_messages(info)
     assert exc.value.reason is DropReason.TRUNCATED
+
+
+@pytest.mark.parametrize(
+    ("length", "octets"),
+    [
+        (0, b"\x01"),
+        (4, b"\x09"),  # what Linux n_gsm writes for an MSC: (len << 1) | EA
+        (127, b"\xff"),
+        (128, b"\x00\x03"),  # EA=0 L1..L7 = 0, then EA=1 L8..L14 = 1
+        (300, bytes([(300 & 0x7F) << 1, ((300 >> 7) << 1) | 1])),
+        (0x7FFF, b"\xfe\xfe\x03"),  # 15 bits need a third 7-bit octet
+    ],
+)
+def test_control_length_is_ea_chained(length: int, octets: bytes) -> None:
+    """§5.4.6.1: every length octet carries EA; unlike the frame length (§5.2.1.5) whose 2nd octet has none."""
+    assert encode_control_length(length) == octets
+    assert all(o & 1 == 0 for o in octets[:-1]) and octets[-1] & 1
+    message = ControlMessage(ControlType.TEST, True, bytes(length))
+    assert message.emit()[1 : 1 + len(octets)] == octets
+    assert parse_control_messages(message.emit()) == [message]
+
+
+def test_control_length_of_128_differs_from_frame_length() -> None:
+    # The old codec wrote the frame-length layout (00 01) here; an EA-aware reader takes 01 as
+    # "last octet, L8..L14 = 0", i.e. a length of 0, and then misreads the value as messages.
+    assert encode_length(128) == b"\x00\x01"
+    assert encode_control_length(128) == b"\x00\x03"
+    assert parse_control_messages(b"\xe1\x00\x01") == [ControlMessage(ControlType.MSC, False, b"")]
+
+
+def test_control_length_chain_too_long() -> None:
+    with pytest.raises(MalformedPacket) as exc:
+        parse_control_messages(b"\x23\x00\x00\x00\x01")
+    assert exc.value.reason is DropReason.BAD_LENGTH
+    with pytest.raises(ValueError):
+        encode_control_length(0x8000)
 
 
 def test_control_extended_type_rejected() -> None:
