@@ -5,10 +5,12 @@ bid         bearer
 ==========  ======================================================================
 1, 2        UART1 / UART2: PPP over that UART, client (mode 0) or server (mode 1)
 4           ETHER in WIPSoft 5.41; in wipstack a Linux TUN device (an extension)
-5           GSM data call: needs a cellular modem (``+CME ERROR: 805`` until then)
-6           GPRS: a cellular modem, or the network device when the module is run with
-            ``gprs_backend="tun"`` (so GPRS-only clients run unchanged)
-11-14       CMUX virtual ports over UART1, 21-24 over UART2: 805 until CMUX lands
+5           GSM data call through the external cellular modem: dial-out (client, option 2 the
+            number) or dial-in (server: RINGs counted against option 5, caller identity checked)
+6           GPRS through the external cellular modem (APN option 11, cid option 12), or the
+            network device when the module runs with ``gprs_backend="tun"`` and no modem
+11-14       CMUX virtual UARTs (DLCI 1-4) over UART1, 21-24 over UART2, once ``AT+CMUX`` runs
+            and the host has opened the DLCI: PPP client or server, like UART1/UART2
 ==========  ======================================================================
 
 Life of a bearer: ``AT+WIPBR=1`` opens it (804 if already open), ``=2``/``=3`` set and get
@@ -58,18 +60,21 @@ OPTIONS: dict[int, tuple[str, int]] = {
     5: ("i", 65535),  # ring count
     6: ("i", 1),  # MS-Windows null-modem handshake
     11: ("s", 96),  # APN
-    12: ("i", 4),  # PDP context id
+    12: ("i", 16),  # PDP context id (27.007 §10.1.1 <cid>; 0 means 1)
     15: ("a", 0),  # local IP address
     16: ("a", 0),  # peer IP address
     17: ("a", 0),  # primary DNS
     18: ("a", 0),  # secondary DNS
 }
+_LINE_OPTIONS = (0, 1, 2, 5, 6, 15, 16, 17, 18)
 BEARER_OPTIONS: dict[int, tuple[int, ...]] = {
-    1: (0, 1, 2, 5, 6, 15, 16, 17, 18),
-    2: (0, 1, 2, 5, 6, 15, 16, 17, 18),
+    **{bid: _LINE_OPTIONS for bid in (*UART_BEARERS, *CMUX_BEARERS)},
     NETWORK_BEARER: (15, 16, 17, 18),
+    GSM: (0, 1, 2, 5, 15, 16, 17, 18),
     GPRS: (0, 1, 11, 12, 15, 16, 17, 18),
 }
+#: What the modem dialer's failures become (807-812, 847-849).
+MODEM_BEARERS = (GSM, GPRS)
 #: Addresses a UART PPP server hands out when options 15/16 are not set.
 DEFAULT_SERVER_LOCAL = "192.168.1.1"
 DEFAULT_SERVER_PEER = "192.168.1.2"
@@ -144,7 +149,7 @@ class Bearers:
         del self.opened[bid]
 
     def start(self, channel: Channel, bid: int, server: bool, login: str | None, password: str | None,
-              now: float) -> Outcome | None:  # fmt: skip
+              now: float, caller: str | None = None) -> Outcome | None:  # fmt: skip
         bearer = self._get(bid)
         if bearer.state is BearerState.STARTED:
             return None  # a repeated start is harmless
@@ -153,8 +158,13 @@ class Bearers:
             return PENDING
         if any(b.state is not BearerState.OPEN for b in self.opened.values()):
             raise CommandError(CmeError.NOT_ALLOWED_IN_STACK_STATE, "another bearer is started")
-        if bid in UART_BEARERS:
+        if bid in UART_BEARERS or bid in CMUX_BEARERS:
             return self._start_uart(channel, bearer, server, login, password, now)
+        cellular = self.module.cellular
+        if bid in MODEM_BEARERS and cellular is not None:
+            if server and bid == GPRS:
+                raise CommandError(CmeError.NOT_ALLOWED_ON_BEARER, "GPRS has no server mode")
+            return cellular.start(channel, bearer, server, login, password, caller, now)
         if server:
             raise CommandError(CmeError.NOT_ALLOWED_ON_BEARER, "only PPP on a UART has a server mode")
         if bid == GPRS:
@@ -175,7 +185,11 @@ class Bearers:
         if bearer.state is BearerState.OPEN:
             return
         bearer.stopping = True
-        if bearer.binding is not None:
+        if bearer.bid in MODEM_BEARERS and self.module.cellular is not None and bearer.binding is not None:
+            bearer.binding.flush(now)
+            bearer.binding.close(now, "User request")
+            self.pump_bearer(bearer, now)
+        elif bearer.binding is not None:
             bearer.binding.flush(now)  # datagrams already queued (RSTs of closed sockets) go first
             bearer.binding.close(now, "User request")
             self.pump_bearer(bearer, now)
@@ -251,8 +265,11 @@ class Bearers:
         binding = bearer.binding
         if binding is None:
             return
-        channel = self.module.channels[bearer.bid]
-        if channel.ppp is not binding:
+        if bearer.bid in MODEM_BEARERS and self.module.cellular is not None:
+            self.module.cellular.pump(now)
+            return
+        channel = self.module.channels.get(bearer.bid)
+        if channel is None or channel.ppp is not binding:
             binding.bytes_to_send()  # the UART left PPP mode: nowhere to go
         elif not channel.executing:  # frames wait until the command's final result is out
             channel.out += binding.bytes_to_send()
@@ -266,10 +283,14 @@ class Bearers:
             raise CommandError(CmeError.INVALID_OPTION_VALUE, f"no bearer {bid}")
         if bid in UART_BEARERS and bid not in self.module.channels:
             raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"no UART{bid}")
+        if bid in CMUX_BEARERS and bid not in self.module.channels:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"DLCI {bid % 10} of UART{bid // 10} is not open")
+        if bid in MODEM_BEARERS and self.module.cellular is not None:
+            return
         if bid == GPRS and self.module.config.gprs_backend is None:
             raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, "GPRS needs a cellular modem")
-        if bid == GSM or bid in CMUX_BEARERS:
-            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"bearer {bid} is not available yet")
+        if bid == GSM:
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, "GSM data calls need a cellular modem")
         if bid in (NETWORK_BEARER, GPRS) and self.module.host is None:
             raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, "no network device on this host")
 
@@ -309,6 +330,18 @@ class Bearers:
         target = self.module.channels[bearer.bid]
         if target is not channel and (target.mode is not Mode.COMMAND or target.busy):
             raise CommandError(CmeError.NOT_ALLOWED_ON_BEARER, f"{target.name} is busy")
+        binding = self.attach_ppp(bearer, channel, server, login, password, f"uart{bearer.bid}")
+        target.enter_ppp(bearer.bid, binding)
+        binding.open(now)
+        self.pump_bearer(bearer, now)
+        if server or target is channel:
+            return None  # OK now: a server waits for its client; the UART itself carries PPP from here
+        bearer.waiting.append(channel)
+        return PENDING
+
+    def attach_ppp(self, bearer: Bearer, channel: Channel, server: bool, login: str | None, password: str | None,
+                   name: str) -> PppBinding:  # fmt: skip
+        """A PPP session for ``bearer`` (client, or server with the bearer's addresses and credentials)."""
         options = bearer.options
         if server:
             user = login if login is not None else str(options.get(0, ""))
@@ -328,28 +361,22 @@ class Bearers:
                 cp=CpConfig(passive=True, silent=True),  # a server waits for its client to speak first
             )
         else:
-            client_user = str(options.get(0, "")) or None
+            client_user = (login if login is not None else str(options.get(0, ""))) or None
             config = PppConfig(
                 lcp=LcpConfig(echo_interval=ECHO_INTERVAL, echo_failure=ECHO_FAILURE),
-                pap=PapConfig(username=client_user, password=str(options.get(1, ""))),
+                pap=PapConfig(username=client_user,
+                              password=password if password is not None else str(options.get(1, ""))),  # fmt: skip
                 ipcp=IpcpConfig(request_dns=True),
             )
         session = PppSession(config, self.module.stack.rng)  # the module's injected random source
-        binding = PppBinding(self.module.stack, session, f"uart{bearer.bid}", default_route=not server,
-                             use_peer_dns=not server)  # fmt: skip
+        binding = PppBinding(self.module.stack, session, name, default_route=not server, use_peer_dns=not server)
         bearer.binding = binding
         bearer.server = server
         bearer.controller = channel
         bearer.state = BearerState.STARTING
         bearer.link_up = bearer.auth_failed = bearer.stopping = False
         binding.on_event = lambda event: self._ppp_event(bearer, event)
-        target.enter_ppp(bearer.bid, binding)
-        binding.open(now)
-        self.pump_bearer(bearer, now)
-        if server or target is channel:
-            return None  # OK now: a server waits for its client; the UART itself carries PPP from here
-        bearer.waiting.append(channel)
-        return PENDING
+        return binding
 
     def _ppp_event(self, bearer: Bearer, event: PppEvent) -> None:
         now = self.module.now
@@ -394,10 +421,15 @@ class Bearers:
         """The bearer is down (stopped, failed or lost): back to OPEN, the UART to AT mode."""
         was_started = bearer.state is BearerState.STARTED
         binding = bearer.binding
-        if binding is not None:
+        cellular = self.module.cellular
+        if bearer.bid in MODEM_BEARERS and cellular is not None:
+            if binding is not None:
+                binding.detach()
+            cellular.bearer_down(bearer, binding, now)  # the last Terminate frames, then hang up
+        elif binding is not None:
             binding.detach()
-            channel = self.module.channels[bearer.bid]
-            if channel.ppp is binding:
+            channel = self.module.channels.get(bearer.bid)
+            if channel is not None and channel.ppp is binding:
                 channel.out += binding.bytes_to_send()  # the last Terminate frames
                 channel.leave_ppp()
         elif bearer.interface is not None and self.module.host is not None:
@@ -416,8 +448,23 @@ class Bearers:
             if code is not None:
                 controller.urc(f"+CME ERROR: {int(code)}")
             controller.urc(f"+WIPBR: {bearer.bid},0")
-        for channel in self.module.channels.values():
+        for channel in list(self.module.channels.values()):
             channel.release_urcs()
+
+    def line_closed(self, bid: int, fallback: Channel, now: float) -> None:
+        """The virtual UART of CMUX bearer ``bid`` closed (DLCI released): a started bearer is lost."""
+        bearer = self.opened.get(bid)
+        if bearer is None:
+            return
+        if bearer.controller is not None and bearer.controller.uart == bid:
+            bearer.controller = fallback
+        if bearer.state is not BearerState.OPEN:
+            self._finish(bearer, CmeError.BEARER_PEER_TERMINATED, now, announce=True)
+        del self.opened[bid]
+
+    def finish(self, bearer: Bearer, code: CmeError | None, now: float, *, announce: bool) -> None:
+        """Public face of :meth:`_finish` for the cellular line."""
+        self._finish(bearer, code, now, announce=announce)
 
     def _complete_waiting(self, bearer: Bearer, code: CmeError | None) -> None:
         waiting, bearer.waiting = bearer.waiting, []
@@ -466,7 +513,10 @@ def wipbr(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
         mode = cmd.args[2].as_int(0, 1) if len(cmd.args) > 2 and not cmd.args[2].is_empty else 0
         login = cmd.args[3].text if len(cmd.args) > 3 and not cmd.args[3].is_empty else None
         password = cmd.args[4].text if len(cmd.args) > 4 and not cmd.args[4].is_empty else None
-        return bearers.start(channel, bid, mode == 1, login, password, now)
+        caller = cmd.args[5].text if len(cmd.args) > 5 and not cmd.args[5].is_empty else None
+        if caller is not None and bid != GSM:
+            raise CommandError(CmeError.INVALID_OPTION, "a caller identity is for the GSM server only")
+        return bearers.start(channel, bid, mode == 1, login, password, now, caller)
     elif cmdtype == 5:
         arg_count(cmd, 2, 2)
         bearers.stop(bid, now)

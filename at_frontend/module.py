@@ -22,6 +22,8 @@ from at_frontend.parser import ArgError, AtSyntaxError, Command, Line, is_repeat
 from at_frontend.registry import COMMANDS, CONNECT, PENDING
 from at_frontend.responses import CmeError, CommandError, ResultCode
 from at_frontend.store import ConfigStore, MemoryStore
+from wipstack.cellular.cmux import MuxParameters
+from wipstack.cellular.dialer import ModemDialer
 from wipstack.net.interface import Interface
 from wipstack.net.stack import Stack
 
@@ -51,10 +53,11 @@ class Module:
         store: ConfigStore | None = None,
         host: ModuleHost | None = None,
         uarts: tuple[int, ...] = (1, 2),
+        modem: ModemDialer | None = None,
         now: float = 0.0,
     ) -> None:
         # imported here: these modules register their commands and import Module for types
-        from at_frontend import basic, bearers, ftp, ping, sockets, stackcfg
+        from at_frontend import basic, bearers, cellular, cmux, ftp, ping, sockets, stackcfg
 
         self.stack = stack
         self.config = config or ModuleConfig()
@@ -62,6 +65,11 @@ class Module:
         self.host = host
         self.now = now
         self.channels: dict[int, Channel] = {uart: Channel(uart, self.config) for uart in uarts}
+        self.physical_uarts = tuple(uarts)
+        #: UARTs in 27.010 multiplexer mode (``AT+CMUX``); their virtual UARTs are in :attr:`channels`.
+        self.muxes: dict[int, cmux.MuxedUart] = {}
+        #: The external cellular modem of the GSM and GPRS bearers (None: not attached).
+        self.cellular = cellular.CellularLine(self, modem) if modem is not None else None
         self.stack_config = stackcfg.StackSettings(self)
         self.bearers = bearers.Bearers(self)
         self.sockets = sockets.SocketTable(self)
@@ -74,16 +82,21 @@ class Module:
     def receive(self, uart: int, data: bytes, now: float) -> None:
         """Bytes the UART received."""
         self.now = now
-        channel = self.channels[uart]
+        self.deliver_input(self.channels[uart], data, now)
+        self.poll(now)
+
+    def deliver_input(self, channel: Channel, data: bytes, now: float) -> None:
+        """Bytes for ``channel`` (a UART, or a virtual UART of a multiplexed one)."""
         if channel.mode is Mode.COMMAND and channel.busy:
             self._hold_input(channel, data)
         else:
             self._dispatch_input(channel, data, now)
-        self.poll(now)
 
     def wants_input(self, uart: int) -> bool:
         """False when the UART should not be read now (flow control toward the host)."""
         channel = self.channels[uart]
+        if channel.mode is Mode.MUX:
+            return self.muxes[uart].wants_input()
         if channel.mode is Mode.DATA and channel.data is not None:
             return channel.data.can_accept()
         if channel.mode is Mode.PPP:
@@ -94,8 +107,11 @@ class Module:
         """Up to ``limit`` octets for the UART."""
         self.now = now
         channel = self.channels[uart]
-        self._fill_from_socket(channel, now)
-        return channel.take_output(limit)
+        self.fill_from_socket(channel, now)
+        out = channel.take_output(limit)  # in multiplexer mode: what was said before AT+CMUX's OK
+        if channel.mode is Mode.MUX and len(out) < limit:
+            out += self.muxes[uart].bytes_to_send(limit - len(out), now)
+        return out
 
     def poll(self, now: float) -> None:
         """Collect what happened in the stack since the last round (PPP output, DNS, pings)."""
@@ -104,13 +120,18 @@ class Module:
         self.sockets.poll(now)
         self.pings.poll(now)
         self.ftp.poll(now)
-        for channel in self.channels.values():
-            self._fill_from_socket(channel, now)
+        if self.cellular is not None:
+            self.cellular.poll(now)
+        for channel in list(self.channels.values()):
+            self.fill_from_socket(channel, now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` is due."""
         deadlines = [self.bearers.next_deadline(), self.pings.next_deadline(), self.sockets.next_deadline(),
                      self.ftp.next_deadline()]  # fmt: skip
+        deadlines += [muxed.next_deadline() for muxed in self.muxes.values()]
+        if self.cellular is not None:
+            deadlines.append(self.cellular.next_deadline())
         for channel in self.channels.values():
             if channel.detector is not None:
                 deadlines.append(channel.detector.next_deadline())
@@ -120,7 +141,7 @@ class Module:
     def on_timer(self, now: float) -> None:
         """Run due timers: escape guard times, bearer and ping timers."""
         self.now = now
-        for channel in self.channels.values():
+        for channel in list(self.channels.values()):
             detector = channel.detector
             if channel.mode is Mode.DATA and detector is not None:
                 deadline = detector.next_deadline()
@@ -134,6 +155,10 @@ class Module:
         self.pings.on_timer(now)
         self.sockets.on_timer(now)
         self.ftp.on_timer(now)
+        for muxed in list(self.muxes.values()):
+            muxed.on_timer(now)
+        if self.cellular is not None:
+            self.cellular.on_timer(now)
         self.poll(now)
 
     # ------------------------------------------------------------------ services side
@@ -177,6 +202,47 @@ class Module:
         """``AT+WIPCFG=1`` was given (and not undone)."""
         return self.stack_config.started
 
+    # ------------------------------------------------------------------ multiplexer (AT+CMUX)
+    def start_mux(self, channel: Channel, params: MuxParameters) -> None:
+        """``AT+CMUX`` succeeded on ``channel``: after its ``OK`` the UART carries 27.010 frames."""
+        from at_frontend.cmux import MuxedUart
+
+        self.muxes[channel.uart] = MuxedUart(self, channel, params)
+        channel.mode = Mode.MUX
+        channel.assembler.reset()
+
+    def end_mux(self, channel: Channel, now: float) -> None:
+        """Close-down (or DISC of DLCI 0): the virtual UARTs go, the UART answers AT commands again."""
+        muxed = self.muxes.pop(channel.uart, None)
+        if muxed is None:
+            return
+        muxed.close_all(now)
+        channel.out += muxed.mux.bytes_to_send()  # the last responses (CLD, UA) still go out framed
+        channel.mode = Mode.COMMAND
+        channel.assembler.reset()
+        channel.release_urcs()
+
+    def remove_channel(self, port: Channel, fallback: Channel, now: float) -> None:
+        """A virtual UART closed: its bearer goes down, its sockets report to ``fallback``."""
+        if port.mode is Mode.DATA:
+            self.sockets.unmapped(port, now)
+            port.leave_data(now)
+        self.bearers.line_closed(port.uart, fallback, now)
+        for entry in self.sockets.entries.values():
+            if entry.owner is port:
+                entry.owner = fallback
+            if entry.mapped is port:
+                entry.mapped = None
+        for ftp_entry in self.ftp.entries.values():
+            if ftp_entry.owner is port:
+                ftp_entry.owner = fallback
+        if self.pings.channel is port:
+            self.pings.channel = fallback
+        if port.busy:
+            port.busy = False
+        self.channels.pop(port.uart, None)
+        fallback.release_urcs()
+
     # ------------------------------------------------------------------ input
     def _hold_input(self, channel: Channel, data: bytes) -> None:
         room = self.config.max_line * 4 - len(channel.held_input)
@@ -191,6 +257,9 @@ class Module:
                 data = data[1:]  # the LF of the CRLF that ended the command line (a later LF is data)
             channel.skip_lf_until = None
         while data:
+            if channel.mode is Mode.MUX:
+                self.muxes[channel.uart].receive(data, now)
+                return
             if channel.mode is Mode.PPP and channel.ppp is not None:
                 channel.ppp.receive_bytes(data, now)
                 self.bearers.pump(channel, now)
@@ -328,7 +397,8 @@ class Module:
         if rest:
             self._dispatch_input(channel, rest, now)
 
-    def _fill_from_socket(self, channel: Channel, now: float) -> None:
+    def fill_from_socket(self, channel: Channel, now: float) -> None:
+        """Move socket data of a channel in data mode into its output (as much as it has room for)."""
         link = channel.data
         if channel.mode is not Mode.DATA or link is None:
             return

@@ -230,8 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_tun_command(commands)
     from wipstack.cli_ftp import add_ftp_command, run_ftp
     from wipstack.cli_modem import add_modem_command, run_modem
+    from wipstack.cli_modemsim import add_modem_sim_command, run_modem_sim
 
     add_modem_command(commands)
+    add_modem_sim_command(commands)
     add_ftp_command(commands)
     demo = commands.add_parser("demo", help="two wipstack PPP endpoints over a pty pair, end to end")
     demo.add_argument("--seed", type=int, default=1, help="seed of the nodes' random sources")
@@ -243,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_tun(args)
     if args.command == "modem":
         return run_modem(args)
+    if args.command == "modem-sim":
+        return run_modem_sim(args)
     if args.command == "ftp":
         return run_ftp(args)
     from wipstack.drivers.demo import run_demo

@@ -5,7 +5,9 @@ Each UART is a pty whose slave side is reachable through a stable symlink (``--u
 serial port (``--uart1-device /dev/ttyUSB0``).  The module answers AT commands on both, in
 AT, data or PPP mode independently.  Its "flash" is a file (``--flash``), written
 atomically.  The network bearer (``AT+WIPBR`` bearer 4, and GPRS with ``--gprs-over-tun``)
-is a TUN device; ``--tun-netns`` puts its kernel side in a network namespace.
+is a TUN device; ``--tun-netns`` puts its kernel side in a network namespace.  ``--modem``
+attaches an external 27.007 cellular modem (or ``wipstack modem-sim``) for the GSM and GPRS
+bearers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from types import FrameType
 
 from at_frontend.config import ModuleConfig, RadioState, SimState
 from at_frontend.module import Module
+from wipstack.cellular.dialer import DialerSettings, ModemDialer
 from wipstack.drivers.flash import FileStore
 from wipstack.drivers.link import ByteLink, PtyLink, SerialLink
 from wipstack.drivers.modem import ModulePort, TunHost
@@ -50,6 +53,15 @@ def add_modem_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     modem.add_argument("--sim", choices=("ready", "pin", "absent"), default="ready", help="simulated SIM state")
     modem.add_argument("--pin", default="0000", help="the simulated SIM's PIN (default 0000)")
     modem.add_argument("--nameserver", action="append", default=[], help="DNS server until a bearer brings one")
+    cell = modem.add_argument_group("cellular modem (GSM bearer 5, GPRS bearer 6)")
+    cell.add_argument("--modem", metavar="DEV", help="the external 27.007 modem: serial device, pty or pyserial URL")
+    cell.add_argument("--modem-baud", type=int, default=115200, help="its speed (default 115200)")
+    cell.add_argument("--modem-pin", help="SIM PIN entered when the modem asks for it")
+    cell.add_argument("--modem-init", action="append", default=[], metavar="AT", help="extra init command (repeatable)")
+    cell.add_argument("--modem-cmux", action="store_true", help="multiplex the modem line (AT+CMUX=0: AT on DLCI 1, data on 2)")
+    cell.add_argument("--modem-dtr-hangup", action="store_true", help="hang up by dropping DTR before +++/ATH")
+    cell.add_argument("--modem-registration-timeout", type=float, default=60.0, metavar="S",
+                      help="give up waiting for network registration after S seconds (847; default 60)")  # fmt: skip
     modem.add_argument("--seed", type=int, help="seed of the random source (default: the OS's)")
     modem.add_argument("--duration", type=float, help="stop after this many seconds (default: until a signal)")
 
@@ -59,7 +71,11 @@ def run_modem(args: argparse.Namespace) -> int:
     from ipaddress import IPv4Address
 
     links: dict[int, ByteLink] = {}
+    modem_link: ByteLink | None = None
     try:
+        if args.modem:
+            modem_link = SerialLink(args.modem, args.modem_baud)
+            _log(f"modem: {args.modem} at {args.modem_baud} bit/s" + (" (CMUX)" if args.modem_cmux else ""))
         for uart in (1, 2):
             path, device = getattr(args, f"uart{uart}"), getattr(args, f"uart{uart}_device")
             if device:
@@ -72,6 +88,8 @@ def run_modem(args: argparse.Namespace) -> int:
     except BaseException:
         for link in links.values():
             link.close()
+        if modem_link is not None:
+            modem_link.close()
         raise
     radio = RadioState(sim={"ready": SimState.READY, "pin": SimState.PIN, "absent": SimState.ABSENT}[args.sim],
                        pin=args.pin)  # fmt: skip
@@ -81,8 +99,14 @@ def run_modem(args: argparse.Namespace) -> int:
         stack.dns.servers = [IPv4Address(a).packed for a in args.nameserver]
     loop = NetLoop(stack)
     host = TunHost(loop, netns=args.tun_netns, mtu=args.tun_mtu, log=_log)
-    module = Module(stack, config, store=FileStore(args.flash), host=host, uarts=tuple(links), now=loop.clock())
-    port = ModulePort(module, links, log=_log)
+    dialer = None
+    if modem_link is not None:
+        dialer = ModemDialer(DialerSettings(pin=args.modem_pin, extra_init=tuple(args.modem_init),
+                                            use_cmux=args.modem_cmux, use_dtr=args.modem_dtr_hangup,
+                                            registration_timeout=args.modem_registration_timeout))  # fmt: skip
+    module = Module(stack, config, store=FileStore(args.flash), host=host, uarts=tuple(links), now=loop.clock(),
+                    modem=dialer)  # fmt: skip
+    port = ModulePort(module, links, log=_log, modem=modem_link)
     loop.add_port(port)
     stop: list[str] = []
 

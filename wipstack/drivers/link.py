@@ -179,6 +179,18 @@ class SerialLink(FdLink):
             set_raw(fd)
         super().__init__(fd, name=url, owns=False)
 
+    def set_dtr(self, on: bool) -> None:
+        """Raise or drop DTR (a modem hangs up a call when it drops, V.25ter ``&D2``)."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._port.dtr = on
+
+    def carrier(self) -> bool | None:
+        """DCD, or None when the port cannot tell (a pty)."""
+        try:
+            return bool(self._port.cd)
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def close(self) -> None:
         """Close the port."""
         self._port.close()

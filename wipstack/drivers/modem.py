@@ -5,7 +5,10 @@ carries every UART of an :class:`at_frontend.module.Module`: it reads a UART onl
 the module wants input (flow control toward the host), writes only what the line takes
 (flow control toward the sockets), and runs the module's timers.  :class:`TunHost` gives
 the module its network bearer (``AT+WIPBR`` bearer 4, and GPRS with ``--gprs-over-tun``):
-a TUN device whose kernel side may live in a network namespace.
+a TUN device whose kernel side may live in a network namespace.  With ``modem=`` the
+external cellular modem of the GSM/GPRS bearers is one more line of the port: its octets go
+to and from the module's :class:`~at_frontend.cellular.CellularLine`, whose DTR is mirrored
+onto the serial port, and its end of stream is reported as a lost line.
 """
 
 from __future__ import annotations
@@ -25,26 +28,37 @@ Logger = Callable[[str], None]
 
 #: Octets taken from the module for one UART before it waits for the line to drain.
 MAX_PENDING = 1 << 16
+#: The key of the cellular modem's line among the UART links.
+MODEM = 0
 
 
 class ModulePort:
     """Every UART of ``module`` on its byte link (see the module docstring)."""
 
     def __init__(self, module: Module, links: dict[int, ByteLink], *, log: Logger | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic, modem: ByteLink | None = None) -> None:  # fmt: skip
         self.module = module
-        self.links = links
+        self.links = dict(links)
+        self.modem = modem
+        if modem is not None:  # the cellular modem's line is one more "UART" here, keyed MODEM
+            self.links[MODEM] = modem
         self.name = "uarts"
         self.log = log or (lambda line: None)
         self.clock = clock
         self.eof: set[int] = set()
-        self._pending: dict[int, bytearray] = {uart: bytearray() for uart in links}
-        self._uart_of_fd = {link.read_fd: uart for uart, link in links.items()}
-        self._uart_of_write_fd = {link.write_fd: uart for uart, link in links.items()}
+        self._pending: dict[int, bytearray] = {uart: bytearray() for uart in self.links}
+        self._uart_of_fd = {link.read_fd: uart for uart, link in self.links.items()}
+        self._uart_of_write_fd = {link.write_fd: uart for uart, link in self.links.items()}
+        self._dtr = True
 
     def read_fds(self) -> list[int]:
         return [link.read_fd for uart, link in self.links.items()
-                if uart not in self.eof and self.module.wants_input(uart)]  # fmt: skip
+                if uart not in self.eof and self._wants_input(uart)]  # fmt: skip
+
+    def _wants_input(self, uart: int) -> bool:
+        if uart == MODEM:
+            return self.module.cellular is None or self.module.cellular.wants_input()
+        return self.module.wants_input(uart)
 
     def write_fds(self) -> list[int]:
         return [link.write_fd for uart, link in self.links.items() if self._pending[uart] and uart not in self.eof]
@@ -57,7 +71,13 @@ class ModulePort:
             return
         if not data:
             self.eof.add(uart)
-            self.log(f"UART{uart}: line closed")
+            self.log("modem: line closed" if uart == MODEM else f"UART{uart}: line closed")
+            if uart == MODEM and self.module.cellular is not None:
+                self.module.cellular.line_lost(now)
+            return
+        if uart == MODEM:
+            if self.module.cellular is not None:
+                self.module.cellular.receive(data, now)
             return
         self.module.receive(uart, data, now)
 
@@ -70,8 +90,21 @@ class ModulePort:
             pending = self._pending[uart]
             room = MAX_PENDING - len(pending)
             if room > 0:
-                pending += self.module.bytes_to_send(uart, room, now)
+                if uart != MODEM:
+                    pending += self.module.bytes_to_send(uart, room, now)
+                elif self.module.cellular is not None:
+                    pending += self.module.cellular.bytes_to_send(room, now)
             self._write(uart)
+        self._mirror_dtr()
+
+    def _mirror_dtr(self) -> None:
+        cellular = self.module.cellular
+        if cellular is None or self.modem is None or cellular.dtr == self._dtr:
+            return
+        self._dtr = cellular.dtr
+        set_dtr = getattr(self.modem, "set_dtr", None)
+        if set_dtr is not None:
+            set_dtr(self._dtr)
 
     def next_deadline(self) -> float | None:
         return self.module.next_deadline()
