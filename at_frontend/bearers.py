@@ -284,7 +284,7 @@ class Bearers:
         if bid in UART_BEARERS and bid not in self.module.channels:
             raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"no UART{bid}")
         if bid in CMUX_BEARERS and bid not in self.module.channels:
-            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"DLCI {bid % 10} of UART{bid // 10} is not open")
+            raise CommandError(CmeError.INTERFACE_NOT_AVAILABLE, f"UART{bid // 10} is not multiplexed (AT+CMUX)")
         if bid in MODEM_BEARERS and self.module.cellular is not None:
             return
         if bid == GPRS and self.module.config.gprs_backend is None:
@@ -451,16 +451,18 @@ class Bearers:
         for channel in list(self.module.channels.values()):
             channel.release_urcs()
 
-    def line_closed(self, bid: int, fallback: Channel, now: float) -> None:
-        """The virtual UART of CMUX bearer ``bid`` closed (DLCI released): a started bearer is lost."""
+    def line_closed(self, bid: int, now: float) -> None:
+        """The DLCI of CMUX bearer ``bid`` closed: a started (or starting) bearer is lost (816)."""
         bearer = self.opened.get(bid)
-        if bearer is None:
-            return
-        if bearer.controller is not None and bearer.controller.uart == bid:
-            bearer.controller = fallback
-        if bearer.state is not BearerState.OPEN:
+        if bearer is not None and bearer.state is not BearerState.OPEN:
             self._finish(bearer, CmeError.BEARER_PEER_TERMINATED, now, announce=True)
-        del self.opened[bid]
+
+    def forget(self, bid: int, fallback: Channel) -> None:
+        """The virtual UART of CMUX bearer ``bid`` is gone: the bearer closes; URCs go to ``fallback``."""
+        self.opened.pop(bid, None)
+        for bearer in self.opened.values():
+            if bearer.controller is not None and bearer.controller.uart == bid:
+                bearer.controller = fallback
 
     def finish(self, bearer: Bearer, code: CmeError | None, now: float, *, announce: bool) -> None:
         """Public face of :meth:`_finish` for the cellular line."""

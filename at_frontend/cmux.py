@@ -1,13 +1,16 @@
 """``AT+CMUX``: 3GPP TS 27.010 multiplexing on a module UART (the module is the responder).
 
-After ``AT+CMUX=0`` answers ``OK`` the UART carries basic-option frames.  The host (Linux's
-n_gsm, an embedded mux driver) establishes DLCI 0, then opens DLCIs 1 to 4: each one is a
-*virtual UART* of its own, a :class:`~at_frontend.channel.Channel` with its own AT parser,
-V.25ter settings, data mode and PPP mode.  Virtual UART ``d`` over UART ``u`` has the channel
-id ``10 * u + d``, which is also its ``AT+WIPBR`` bearer id (11-14 over UART1, 21-24 over UART2,
-as in WIPSoft).  Closing a DLCI removes its channel (a PPP bearer on it goes down, a socket
-mapped to it goes back to AT-mode bookkeeping); the close-down (``CLD``) or a ``DISC`` of
-DLCI 0 removes them all and returns the UART to AT commands.
+After ``AT+CMUX=0`` answers ``OK`` the UART carries basic-option frames and has four
+*virtual UARTs*, each a :class:`~at_frontend.channel.Channel` with its own AT parser, V.25ter
+settings, data mode and PPP mode, reached through DLCIs 1 to 4 once the host (Linux's n_gsm,
+an embedded mux driver) has established DLCI 0 and opened them.  Virtual UART ``d`` over UART
+``u`` has the channel id ``10 * u + d``, which is also its ``AT+WIPBR`` bearer id (11-14 over
+UART1, 21-24 over UART2, as in WIPSoft).  The virtual UARTs exist for as long as the
+multiplexer does, so a bearer can be opened and started (a PPP server waiting for its
+client) on a DLCI the host opens only later, as pppd opening ``/dev/gsmtty2`` does; what a
+virtual UART says while its DLCI is closed is lost, like a line nobody listens to.  Closing a
+DLCI takes a started bearer on it down (816); the close-down (``CLD``) or a ``DISC`` of DLCI 0
+removes the virtual UARTs (their bearers close) and returns the UART to AT commands.
 
 Flow control: a virtual UART that cannot take more input (its socket is full) stops the
 whole physical UART from being read (a frame cannot be refused once read), and asks the
@@ -59,6 +62,11 @@ class MuxedUart:
         self.params = params
         self.mux = Multiplexer(MuxRole.RESPONDER, params, accept_dlcis=VIRTUAL_PORTS)
         self.ports: dict[int, Channel] = {}  # dlci -> virtual UART
+        for dlci in VIRTUAL_PORTS:
+            port = Channel(virtual_id(channel.uart, dlci), module.config)
+            port.name = f"{channel.name} DLCI{dlci}"
+            self.ports[dlci] = port
+            module.channels[port.uart] = port
         self.paused: set[int] = set()  # DLCIs we asked the host to stop (MSC FC)
         self.frames_in = 0
 
@@ -67,13 +75,14 @@ class MuxedUart:
         self._handle(self.mux.receive(data, now), now)
 
     def wants_input(self) -> bool:
-        """Read the line only while every virtual UART can take what may arrive."""
-        return all(self.module.wants_input(port.uart) for port in self.ports.values())
+        """Read the line only while every open virtual UART can take what may arrive."""
+        return all(self.module.wants_input(port.uart) for dlci, port in self.ports.items() if self.mux.is_open(dlci))
 
     def bytes_to_send(self, limit: int, now: float) -> bytes:
         window = max(self.params.n1 * 4, 256)  # data framed ahead per DLCI
         for dlci, port in self.ports.items():
             if not self.mux.is_open(dlci):
+                port.out.clear()  # nobody listens on a closed DLCI
                 continue
             self.module.fill_from_socket(port, now)
             while port.out and self.mux.can_send(dlci) and self.mux.queued(dlci) < window:
@@ -93,7 +102,7 @@ class MuxedUart:
     def _handle(self, events: list[MuxEvent], now: float) -> None:
         for event in events:
             if isinstance(event, ChannelOpened):
-                self._open_port(event.dlci)
+                self.ports[event.dlci].out.clear()  # a fresh DLCI starts with a quiet line
             elif isinstance(event, DataReceived):
                 port = self.ports.get(event.dlci)
                 if port is not None:
@@ -108,24 +117,19 @@ class MuxedUart:
                 pass  # honoured through can_send() when framing output
         self.module.poll(now)
 
-    def _open_port(self, dlci: int) -> None:
-        if dlci in self.ports:
-            return
-        port = Channel(virtual_id(self.channel.uart, dlci), self.module.config)
-        port.name = f"{self.channel.name} DLCI{dlci}"
-        self.ports[dlci] = port
-        self.module.channels[port.uart] = port
-
     def _close_port(self, dlci: int, now: float) -> None:
-        port = self.ports.pop(dlci, None)
+        """The host closed the DLCI: a started bearer on it is lost, the virtual UART stays."""
         self.paused.discard(dlci)
+        port = self.ports.get(dlci)
         if port is not None:
-            self.module.remove_channel(port, self.channel, now)
+            self.module.port_closed(port, now)
 
     def close_all(self, now: float) -> None:
         """The multiplexer is over: every virtual UART goes."""
         for dlci in list(self.ports):
-            self._close_port(dlci, now)
+            port = self.ports.pop(dlci)
+            self.paused.discard(dlci)
+            self.module.remove_channel(port, self.channel, now)
 
     def _update_flow(self, now: float) -> None:
         """Ask the host to pause a DLCI whose virtual UART cannot take input (MSC FC, §5.4.6.3.7)."""

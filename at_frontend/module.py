@@ -222,12 +222,19 @@ class Module:
         channel.assembler.reset()
         channel.release_urcs()
 
-    def remove_channel(self, port: Channel, fallback: Channel, now: float) -> None:
-        """A virtual UART closed: its bearer goes down, its sockets report to ``fallback``."""
+    def port_closed(self, port: Channel, now: float) -> None:
+        """The DLCI of a virtual UART closed: data mode ends, a started bearer on it is lost (816)."""
         if port.mode is Mode.DATA:
             self.sockets.unmapped(port, now)
             port.leave_data(now)
-        self.bearers.line_closed(port.uart, fallback, now)
+        self.bearers.line_closed(port.uart, now)
+        port.busy = False
+        port.out.clear()
+
+    def remove_channel(self, port: Channel, fallback: Channel, now: float) -> None:
+        """A virtual UART goes (the multiplexer ended): its bearer closes, its sockets report to ``fallback``."""
+        self.port_closed(port, now)
+        self.bearers.forget(port.uart, fallback)
         for entry in self.sockets.entries.values():
             if entry.owner is port:
                 entry.owner = fallback
@@ -238,8 +245,6 @@ class Module:
                 ftp_entry.owner = fallback
         if self.pings.channel is port:
             self.pings.channel = fallback
-        if port.busy:
-            port.busy = False
         self.channels.pop(port.uart, None)
         fallback.release_urcs()
 

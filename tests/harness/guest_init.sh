@@ -10,7 +10,12 @@
 #   /run     the host run dir (hostfs, read-write): all state files below
 #   /etc/ppp /run/etc-ppp (private options, secrets, ip-up/ip-down hooks)
 #   /tmp     tmpfs
-# Files the host reads: init.ready, pppd.rc, ip-up.env, cmd.out, cmd.rc.
+# Files the host writes: pppd.args (NUL-separated options), pppd.tty (the
+# device pppd runs on), modules.list (extra modules), pre_cmd.sh, cmd.sh,
+# post_cmd.sh.  Files the host reads: init.ready, pppd.rc, ip-up.env, cmd.out,
+# cmd.rc, pre_cmd.rc, post_cmd.rc.
+# Order: modules -> pre_cmd (may leave a daemon in the background) -> pppd ->
+# cmd once IPCP is up -> stop pppd -> post_cmd -> power off.
 # Stop protocol: mconsole "cad" -> SIGINT to this init (the host boots with
 # sysctl.kernel.ctrl-alt-del=0) -> SIGTERM to pppd (LCP Terminate-Request)
 # -> pppd exits -> power off.
@@ -24,8 +29,12 @@ busybox mount -a -T "$WS_DIR/fstab" || say "some mounts failed"
 # sleep without forking: read with a timeout from a fifo nobody writes to
 exec 9<>/run/nap.fifo
 nap() { read -r -t "$1" -u 9 _; :; }
-# one modprobe for the PPP modules (the host has no /lib/modules for this kernel)
-modprobe -d /run/modroot -a ppp_async ppp_deflate bsd_comp ipv6 || say "modprobe failed"
+# one modprobe for the PPP modules and the extra ones (the host has no /lib/modules for this kernel)
+EXTRA_MODULES=()
+[ -s /run/modules.list ] && read -r -a EXTRA_MODULES </run/modules.list
+modprobe -d /run/modroot -a ppp_async ppp_deflate bsd_comp ipv6 "${EXTRA_MODULES[@]}" || say "modprobe failed"
+PPPD_TTY=/dev/ttyS1
+[ -s /run/pppd.tty ] && read -r PPPD_TTY </run/pppd.tty
 
 STOP= PPPD_PID=
 on_stop() {
@@ -46,12 +55,16 @@ power_off() {
 if [ -s /run/pre_cmd.sh ] || [ -s /run/cmd.sh ]; then ip link set lo up; fi
 if [ -s /run/pre_cmd.sh ]; then
   say "running pre_cmd"
+  # a child pre_cmd leaves in the background survives (re-parented to this init)
   (cd /tmp && bash /run/pre_cmd.sh)
+  rc=$?
+  say "pre_cmd exited with status $rc"
+  echo "$rc" >/run/pre_cmd.rc
 fi
 
 mapfile -d '' -t PPPD_ARGS </run/pppd.args
-say "starting: pppd /dev/ttyS1 nodetach ${PPPD_ARGS[*]}"
-pppd /dev/ttyS1 nodetach "${PPPD_ARGS[@]}" &
+say "starting: pppd $PPPD_TTY nodetach ${PPPD_ARGS[*]}"
+pppd "$PPPD_TTY" nodetach "${PPPD_ARGS[@]}" &
 PPPD_PID=$!
 [ -n "$STOP" ] && kill -TERM "$PPPD_PID" 2>/dev/null
 : >/run/init.ready
@@ -83,4 +96,11 @@ while kill -0 "$PPPD_PID" 2>/dev/null; do wait "$PPPD_PID"; done
 wait "$PPPD_PID"; rc=$?   # bash remembers the reaped child's status
 say "pppd exited with status $rc"
 echo "$rc" >/run/pppd.rc
+if [ -s /run/post_cmd.sh ]; then
+  say "running post_cmd"
+  (cd /tmp && bash /run/post_cmd.sh)
+  rc=$?
+  say "post_cmd exited with status $rc"
+  echo "$rc" >/run/post_cmd.rc
+fi
 power_off

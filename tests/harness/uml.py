@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -53,6 +53,12 @@ _TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MCONSOLE_MAGIC = 0xCAFEBABE
 _MCONSOLE_VERSION = 2
 _POLL = 0.02  # seconds between polls of guest state files
+_MODULE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# run-dir files the harness itself writes or reads; ``files`` must not replace them
+_RESERVED_RUN_FILES = frozenset(
+    {"init", "fstab", "modprobe", "nap.fifo", "console.log", "pppd.args", "pppd.tty", "modules.list",
+     "pre_cmd.sh", "cmd.sh", "post_cmd.sh", "modroot", "etc-ppp", "uml"}
+)  # fmt: skip
 # kernel parameters that shorten the guest's boot (~0.9 s to pppd's first frame instead of ~3.5 s)
 BOOT_SPEEDUPS: tuple[str, ...] = (
     # skip the raid6/xor benchmarks (~0.9 s), zswap (no swap here) and crypto self-tests
@@ -273,14 +279,26 @@ def _close_live_guests() -> None:
 
 
 class PppdGuest:
-    """A UML guest running ``pppd /dev/ttyS1 nodetach <pppd_options>``.
+    """A UML guest running ``pppd <tty> nodetach <pppd_options>`` (tty: /dev/ttyS1 by default).
 
     ``secrets`` are lines for the guest's pap-secrets and chap-secrets
     ("client server secret [ip]").  ``pre_cmd`` is shell code run in the guest
-    before pppd starts; ``cmd`` is shell code run once IPCP is up (env
-    PPP_IFACE, PPP_LOCAL, PPP_REMOTE, DNS1, DNS2), after which the guest stops
-    pppd (gracefully) and powers off.  ``up_timeout`` bounds the guest's wait
-    for IPCP before ``cmd`` (status 124 if it never came up).
+    before pppd starts (pppd starts only once it has finished; a child it leaves
+    in the background lives on, e.g. a daemon holding ttyS1 with a line
+    discipline); ``cmd`` is shell code run once IPCP is up (env PPP_IFACE,
+    PPP_LOCAL, PPP_REMOTE, DNS1, DNS2), after which the guest stops pppd
+    (gracefully); ``post_cmd`` is shell code run after pppd has exited, just
+    before the guest powers off (e.g. to stop that daemon cleanly).  The exit
+    statuses of the three are kept (pre_cmd_status(), cmd_status(),
+    post_cmd_status()).  ``up_timeout`` bounds the guest's wait for IPCP before
+    ``cmd`` (status 124 if it never came up).
+
+    ``tty`` is the guest device pppd runs on (e.g. ``/tmp/dev/gsmtty2``, made by
+    pre_cmd); ``modules`` are extra guest kernel modules loaded at boot with the
+    PPP ones (e.g. ``("n_gsm",)``); ``files`` are extra files (name -> content)
+    put in the run dir before the guest boots, where the guest sees them as
+    ``/run/<name>``; ``keep_files`` are run-dir file names (e.g. transcripts the
+    guest writes) that :meth:`run_file` still returns after :meth:`close`.
     """
 
     def __init__(
@@ -293,16 +311,40 @@ class PppdGuest:
         mem: str = "64M",
         name: str = "pppd",
         up_timeout: float = 60.0,
+        tty: str = "/dev/ttyS1",
+        modules: Sequence[str] = (),
+        post_cmd: str | None = None,
+        files: Mapping[str, str | bytes] | None = None,
+        keep_files: Sequence[str] = (),
     ) -> None:
         if isinstance(pppd_options, str):
             raise TypeError("pppd_options must be a sequence of strings, not a string")
         for opt in pppd_options:
             if "\0" in opt or "\n" in opt:
                 raise ValueError(f"bad pppd option {opt!r}")
+        if not tty.startswith("/") or any(c in tty for c in "\0\n"):
+            raise ValueError(f"bad pppd tty {tty!r}: an absolute guest path")
+        if isinstance(modules, str):
+            raise TypeError("modules must be a sequence of module names, not a string")
+        for module in modules:
+            if not _MODULE_NAME.match(module):
+                raise ValueError(f"bad module name {module!r}")
+        files = dict(files or {})
+        for file_name in [*files, *keep_files]:
+            if "/" in file_name or file_name in ("", ".", "..") or "\0" in file_name:
+                raise ValueError(f"bad run-dir file name {file_name!r} (a plain name)")
+        clash = _RESERVED_RUN_FILES.intersection(files)
+        if clash:
+            raise ValueError(f"files would replace the harness's own run-dir files: {sorted(clash)}")
         self.pppd_options = list(pppd_options)
         self.secrets = list(secrets)
         self.pre_cmd = pre_cmd
         self.cmd = cmd
+        self.post_cmd = post_cmd
+        self.tty = tty
+        self.modules = list(modules)
+        self.files = files
+        self.keep_files = list(keep_files)
         self.mem = mem
         self.name = re.sub(r"[^A-Za-z0-9_-]", "-", name)[:16] or "pppd"
         self.up_timeout = up_timeout
@@ -421,10 +463,20 @@ class PppdGuest:
         self._write(etc / "ip-up", _ip_up_script(), 0o755)
         self._write(etc / "ip-down", _ip_down_script(), 0o755)
         self._write(run / "pppd.args", "".join(opt + "\0" for opt in self.pppd_options))
+        self._write(run / "pppd.tty", self.tty + "\n")
+        self._write(run / "modules.list", " ".join(self.modules) + "\n")
         if self.pre_cmd:
             self._write(run / "pre_cmd.sh", self.pre_cmd + "\n")
         if self.cmd:
             self._write(run / "cmd.sh", self.cmd + "\n")
+        if self.post_cmd:
+            self._write(run / "post_cmd.sh", self.post_cmd + "\n")
+        for file_name, content in self.files.items():
+            path = run / file_name
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
         self._write(
             run / "fstab",
             (
@@ -523,6 +575,11 @@ class PppdGuest:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
+    def run_file(self, name: str) -> str | None:
+        """A file of the run dir (the guest's /run), or None; after close() only ``keep_files`` (and the
+        harness's own state files) are still there."""
+        return self._read(name)
+
     def etc_ppp_file(self, name: str) -> str | None:
         """A file of the guest's /etc/ppp (e.g. "resolv.conf"), also after close()."""
         return self._read(f"etc-ppp/{name}")
@@ -558,6 +615,14 @@ class PppdGuest:
     def cmd_status(self) -> int | None:
         """Exit status of ``cmd`` once it finished (124: IPCP never came up)."""
         return self._read_int("cmd.rc")
+
+    def pre_cmd_status(self) -> int | None:
+        """Exit status of ``pre_cmd`` once it finished."""
+        return self._read_int("pre_cmd.rc")
+
+    def post_cmd_status(self) -> int | None:
+        """Exit status of ``post_cmd`` once it finished (it runs after pppd exited)."""
+        return self._read_int("post_cmd.rc")
 
     # ----- waiting -----
 
@@ -753,7 +818,8 @@ class PppdGuest:
     def _save_and_remove_run_dir(self) -> None:
         if self._run_dir is None:
             return
-        names = ["pppd.rc", "ip-up.env", "ip-down.env", "cmd.out", "cmd.rc", "init.ready"]
+        names = ["pppd.rc", "ip-up.env", "ip-down.env", "cmd.out", "cmd.rc", "init.ready", "pre_cmd.rc"]
+        names += ["post_cmd.rc", *self.keep_files]
         etc = self._run_dir / "etc-ppp"
         with contextlib.suppress(OSError):
             names += [f"etc-ppp/{p.name}" for p in etc.iterdir() if p.is_file()]

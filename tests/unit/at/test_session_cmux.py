@@ -69,8 +69,9 @@ def test_dlci_outside_the_four_ports_is_refused(rig: Rig) -> None:
     host = rig.mux_host(1, (1,))
     host.mux.open_channel(5, rig.now)
     rig.advance(0.5)
-    assert any(isinstance(e, ChannelClosed) and e.dlci == 5 for e in host.events)
+    assert any(isinstance(e, ChannelClosed) and e.dlci == 5 and e.reason == "refused" for e in host.events)
     assert 15 not in rig.module.channels
+    assert sorted(c for c in rig.module.channels if c > 10) == [11, 12, 13, 14]
 
 
 def test_long_responses_are_cut_into_n1_frames_and_reassemble(rig: Rig) -> None:
@@ -94,12 +95,16 @@ def test_close_down_returns_the_uart_to_at_commands(rig: Rig) -> None:
     assert 11 in rig.module.channels
 
 
-def test_closing_one_dlci_removes_only_its_virtual_uart(rig: Rig) -> None:
+def test_closing_one_dlci_leaves_the_others_and_it_can_reopen(rig: Rig) -> None:
     host = rig.mux_host(1)
+    assert rig.at("ATE0", 13) == b"ATE0\r" + OK
     host.mux.close_channel(3, rig.now)
     rig.advance(0.5)
-    assert sorted(c for c in rig.module.channels if c > 10) == [11, 12, 14]
+    assert any(isinstance(e, ChannelClosed) and e.dlci == 3 for e in host.events)
     assert rig.at("AT", 14) == b"AT\r" + OK
+    host.mux.open_channel(3, rig.now)
+    rig.advance(0.5)
+    assert rig.at("AT", 13) == OK  # the virtual UART kept its settings (ATE0)
 
 
 def test_garbage_on_the_multiplexed_line_does_not_wedge_it(rig: Rig) -> None:
@@ -110,13 +115,26 @@ def test_garbage_on_the_multiplexed_line_does_not_wedge_it(rig: Rig) -> None:
     assert rig.at("AT", 11) == b"AT\r" + OK
 
 
-def test_cmux_bearer_needs_its_dlci(rig: Rig) -> None:
+def test_cmux_bearers_exist_while_their_uart_is_multiplexed(rig: Rig) -> None:
     rig.mux_host(1, (1,))
     rig.at("ATE0;+CMEE=1", 11)
     assert rig.at("AT+WIPCFG=1", 11) == OK
-    assert rig.at("AT+WIPBR=1,12", 11) == cme(805)
-    assert rig.at("AT+WIPBR=1,21", 11) == cme(805)
+    assert rig.at("AT+WIPBR=1,12", 11) == OK  # DLCI 2 is not open yet: the bearer waits for it
+    assert rig.at("AT+WIPBR=1,21", 11) == cme(805)  # UART2 is not multiplexed
     assert rig.at("AT+WIPBR=1,11", 11) == OK
+
+
+def test_ppp_server_started_before_the_host_opens_its_dlci(rig: Rig) -> None:
+    host = rig.mux_host(1, (1,))
+    assert rig.at("ATE0;+CMEE=1", 11) == b"ATE0;+CMEE=1\r" + OK
+    for line in ("AT+WIPCFG=1", "AT+WIPBR=1,12", "AT+WIPBR=4,12,1"):
+        assert rig.at(line, 11) == OK, line
+    host.mux.open_channel(2, rig.now)  # as pppd opening /dev/gsmtty2 does
+    rig.advance(0.2)
+    peer = rig.ppp_peer(12)
+    rig.advance(5)
+    assert peer.binding.interface is not None
+    assert rig.take(11) == b"\r\n+WIPBR: 12,1,192.168.1.1,192.168.1.2,0.0.0.0,0.0.0.0\r\n"
 
 
 def _ppp_server_on_dlci2(rig: Rig) -> None:
@@ -162,8 +180,10 @@ def test_closing_the_ppp_dlci_takes_the_bearer_down(rig: Rig) -> None:
     host.mux.close_channel(2, rig.now)
     rig.advance(0.5)
     assert rig.take(11) == b"\r\n+CME ERROR: 816\r\n\r\n+WIPBR: 12,0\r\n"
-    assert 12 not in rig.module.channels
-    assert rig.at("AT+WIPBR?", 11) == OK  # bearer 12 is gone with its virtual UART
+    assert rig.at("AT+WIPBR?", 11) == b"\r\n+WIPBR: 12,0\r\n" + OK  # still open, no longer started
+    host.mux.close_down(rig.now)
+    rig.advance(0.5)
+    assert rig.at("AT+WIPBR?") == OK  # the multiplexer ended: bearer 12 is gone with its virtual UART
 
 
 def test_host_side_n1_is_respected(rig: Rig) -> None:
