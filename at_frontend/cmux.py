@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 VIRTUAL_PORTS = (1, 2, 3, 4)
 #: ``AT+CMUX`` ranges (27.007 §5.7): N1 1..32768 octets, T1 1..255 (10 ms), N2 0..100, T2 2..255 (10 ms).
 MAX_N1 = 32768
+#: The longest information field a one-octet length field can give (27.010 §5.2.1.5).
+MAX_ONE_OCTET_LENGTH = 127
 
 
 def virtual_id(uart: int, dlci: int) -> int:
@@ -188,6 +190,8 @@ def cmux(module: Module, channel: Channel, cmd: Command) -> Outcome | None:
     _timer_arg(cmd, 8, 1, 7, 2)  # k: error-recovery window, not used by the basic option
     if t2 <= t1:
         raise CommandError(CmeError.OPERATION_NOT_SUPPORTED, "T2 must exceed T1 (27.010 §5.7.4)")
-    params = MuxParameters(n1=n1, t1=t1 / 100, n2=n2, t2=t2 / 100)
+    # accept frames a little over N1 (Linux n_gsm sends up to its own MTU, 64 by default, whatever
+    # AT+CMUX said) but not more: a corrupted length field is then dropped at once, not waited for
+    params = MuxParameters(n1=n1, t1=t1 / 100, n2=n2, t2=t2 / 100, max_receive=max(n1, MAX_ONE_OCTET_LENGTH))
     module.start_mux(channel, params)
     return None
