@@ -4,7 +4,8 @@ A channel is in one of four modes.  In COMMAND mode bytes are echoed and assembl
 command lines; in DATA mode they go to the socket the UART is mapped to (``AT+WIPDATA``),
 watched for the ``+++`` escape; in PPP mode they belong to a PPP session (a UART bearer
 started with ``AT+WIPBR=4``); in MUX mode a physical UART carries 27.010 frames whose DLCIs
-are virtual UARTs, channels of their own (``AT+CMUX``, :mod:`at_frontend.cmux`).  Output waits in :attr:`Channel.out` until the driver takes
+are virtual UARTs, channels of their own (``AT+CMUX``, :mod:`at_frontend.cmux`).
+Output waits in :attr:`Channel.out` until the driver takes
 it, and a channel never holds more than about ``uart_buffer`` octets of socket data: the
 rest stays in the socket, whose window then closes (flow control toward the network).
 """

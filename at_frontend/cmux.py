@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from at_frontend.channel import Channel, Mode
+from at_frontend.channel import Channel
 from at_frontend.parser import Command, CommandKind
 from at_frontend.registry import Outcome, command
 from at_frontend.responses import CmeError, CommandError
@@ -32,9 +32,9 @@ from wipstack.cellular.cmux import (
     ChannelOpened,
     DataReceived,
     FlowControlChanged,
+    Multiplexer,
     MuxClosed,
     MuxEvent,
-    Multiplexer,
     MuxParameters,
     MuxRole,
 )

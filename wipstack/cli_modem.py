@@ -58,7 +58,8 @@ def add_modem_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     cell.add_argument("--modem-baud", type=int, default=115200, help="its speed (default 115200)")
     cell.add_argument("--modem-pin", help="SIM PIN entered when the modem asks for it")
     cell.add_argument("--modem-init", action="append", default=[], metavar="AT", help="extra init command (repeatable)")
-    cell.add_argument("--modem-cmux", action="store_true", help="multiplex the modem line (AT+CMUX=0: AT on DLCI 1, data on 2)")
+    cell.add_argument("--modem-cmux", action="store_true",
+                      help="multiplex the modem line (AT+CMUX=0: AT on DLCI 1, data on 2)")  # fmt: skip
     cell.add_argument("--modem-dtr-hangup", action="store_true", help="hang up by dropping DTR before +++/ATH")
     cell.add_argument("--modem-registration-timeout", type=float, default=60.0, metavar="S",
                       help="give up waiting for network registration after S seconds (847; default 60)")  # fmt: skip

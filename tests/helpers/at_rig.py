@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 
 from at_frontend.config import ModuleConfig
 from at_frontend.module import Module
 from at_frontend.store import ConfigStore, MemoryStore
-from wipstack.cellular.dialer import ModemDialer
 from wipstack.cellular.cmux import DataReceived, Multiplexer, MuxEvent, MuxParameters, MuxRole
+from wipstack.cellular.dialer import ModemDialer
 from wipstack.net import Interface, Stack
 from wipstack.net.ppp_binding import PppBinding
 from wipstack.ppp.config import CpConfig, IpcpConfig, PapConfig, PppConfig
@@ -351,7 +351,8 @@ class Rig:
 
     def cellular_network(self, simulator: ModemSimulator, *, user: str | None = "user", password: str = "pass",
                          local: str = "203.0.113.1", peer: str = "203.0.113.2",
-                         dns: tuple[str, ...] = ("203.0.113.53",), caller: bool = False) -> CellularNetwork:  # fmt: skip
+                         dns: tuple[str, ...] = ("203.0.113.53",),
+                         caller: bool = False) -> CellularNetwork:  # fmt: skip
         """Attach ``simulator`` to the module's modem line, an access server behind it (PAP if ``user``).
 
         ``caller``: the far end is instead a PPP *client* that calls the module (GSM dial-in) and

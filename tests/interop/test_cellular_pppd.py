@@ -29,8 +29,15 @@ from pathlib import Path
 import pytest
 
 from tests.harness.uml import PppdGuest, skip_unless_uml
-from tests.interop.at_helpers import AGENT_SCRIPT, AtClient, ModemProcess, PeerAgent, all_byte_values, dle_escape
-from tests.interop.at_helpers import start_modem
+from tests.interop.at_helpers import (
+    AGENT_SCRIPT,
+    AtClient,
+    ModemProcess,
+    PeerAgent,
+    all_byte_values,
+    dle_escape,
+    start_modem,
+)
 from tests.interop.cellular_helpers import ModemSimProcess, start_modem_sim
 
 pytestmark = pytest.mark.interop
@@ -48,7 +55,7 @@ ACCESS_SERVER = ["nodetach", "debug", "local", "silent", "passive", "require-pap
 
 @contextlib.contextmanager
 def cellular_rig(directory: Path, *sim_args: str, guest: PppdGuest | None = None,
-                 modem_args: tuple[str, ...] = ()) -> Iterator[tuple[ModemSimProcess, ModemProcess, AtClient]]:  # fmt: skip
+                 modem_args: tuple[str, ...] = ()) -> Iterator[tuple[ModemSimProcess, ModemProcess, AtClient]]:
     """modem-sim (its network pty on ``guest``'s serial line if given) and a module using it as its modem."""
     sim = start_modem_sim(directory, *sim_args)
     modem: ModemProcess | None = None

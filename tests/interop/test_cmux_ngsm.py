@@ -9,7 +9,8 @@
                                                                  UART2 (not multiplexed): AT from this test
 
 The script starts bearer 12 as a PPP server before pppd opens gsmtty2 (DLCI 2): the module's
-virtual UARTs exist as soon as the multiplexer is up.  Both DLCIs then run at the same time: the AT script on gsmtty1 starts bearer 12 as a PPP server,
+virtual UARTs exist as soon as the multiplexer is up.  Both DLCIs then run at the same time:
+the AT script on gsmtty1 starts bearer 12 as a PPP server,
 pppd on gsmtty2 dials it, and while PPP runs the script opens a TCP server, a guest client
 connects through PPP and sends data (``+WIPACCEPT``, ``+WIPDATA``) and the module pings the
 guest (``+WIPPING``), all as AT traffic on DLCI 1 next to the PPP traffic on DLCI 2.  UART2 of
@@ -26,8 +27,17 @@ import pytest
 
 from tests.harness.uml import skip_unless_uml
 from tests.interop.at_helpers import start_modem
-from tests.interop.cmux_helpers import BEFORE, START_PPPD, CmuxLayout, cmux_guest, format_transcript, send, touch
-from tests.interop.cmux_helpers import wait, wait_file
+from tests.interop.cmux_helpers import (
+    BEFORE,
+    START_PPPD,
+    CmuxLayout,
+    cmux_guest,
+    format_transcript,
+    send,
+    touch,
+    wait,
+    wait_file,
+)
 
 pytestmark = pytest.mark.interop
 

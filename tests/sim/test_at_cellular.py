@@ -35,7 +35,8 @@ def make_rig(*, dialer: DialerSettings | None = None, caller: bool = False, user
 
 
 def gprs_setup(rig: Rig, apn: str = "internet", user: str = "user", password: str = "pass") -> None:
-    for line in ("AT+WIPBR=1,6", f'AT+WIPBR=2,6,11,"{apn}"', f'AT+WIPBR=2,6,0,"{user}"', f'AT+WIPBR=2,6,1,"{password}"'):
+    lines = ("AT+WIPBR=1,6", f'AT+WIPBR=2,6,11,"{apn}"', f'AT+WIPBR=2,6,0,"{user}"', f'AT+WIPBR=2,6,1,"{password}"')
+    for line in lines:
         assert rig.at(line) == OK, line
 
 
@@ -161,7 +162,8 @@ def test_gsm_dial_out_needs_a_number() -> None:
 
 def test_gsm_dial_in_answers_after_the_ring_count_and_serves_ppp() -> None:
     rig, simulator = make_rig(caller=True)
-    for line in ("AT+WIPBR=1,5", "AT+WIPBR=2,5,5,3", 'AT+WIPBR=2,5,15,"198.51.100.1"', 'AT+WIPBR=2,5,16,"198.51.100.2"'):
+    for line in ("AT+WIPBR=1,5", "AT+WIPBR=2,5,5,3", 'AT+WIPBR=2,5,15,"198.51.100.1"',
+                 'AT+WIPBR=2,5,16,"198.51.100.2"'):  # fmt: skip
         assert rig.at(line) == OK, line
     assert rig.at('AT+WIPBR=4,5,1,"user","pass"', settle=3) == OK
     assert simulator.incoming_call("+15550199", rig.now)

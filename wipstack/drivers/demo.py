@@ -331,6 +331,10 @@ def _run(seed: int, log: Log, pcap: PcapngWriter | None) -> int:
 
     log("AT act: a virtual WIPSoft module driven with +WIP commands over ptys")
     ok &= run_at_demo(seed, log)
+    from wipstack.drivers.demo_cellular import run_cellular_demo
+
+    log("cellular act: GPRS through a simulated 27.007 modem to an access server, and CMUX on a UART")
+    ok &= run_cellular_demo(seed, log)
     log("demo: OK" if ok else "demo: FAILED")
     return 0 if ok else 1
 
