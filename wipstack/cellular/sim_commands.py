@@ -17,6 +17,7 @@ import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from wipstack.cellular.cmux_types import MuxParameters
 from wipstack.cellular.sim_parser import Command, CommandKind
 from wipstack.cellular.sim_radio import CIDS, PDP_TYPES, CommandError, PdpContext
 from wipstack.cellular.sim_types import REGISTERED, CmeError, ModemState, ResultCode, SimState
@@ -45,6 +46,8 @@ MAX_DIAL_DIGITS = 40
 MAX_APN = 100  # 23.003 §9.1: an APN is at most 100 octets
 BAUD_RATES = (300, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 CBST_SPEEDS = (0, 4, 6, 7, 12, 14, 68, 70, 71, 75)
+#: S3 (line end), S4 (line feed), S5 (backspace): the line assembler uses fixed values, so only those are accepted.
+FIXED_S_REGISTERS = (3, 4, 5)
 
 
 def command(*names: str) -> Callable[[Handler], Handler]:
@@ -195,8 +198,8 @@ def _s_register(port: SimulatedPort, cmd: Command, now: float) -> Outcome:
     if len(value_text) > 3 or int(value_text) > 255:
         raise CommandError(ResultCode.ERROR)
     value = int(value_text)
-    if number in (3, 4, 5) and value != registers[number]:
-        raise CommandError(ResultCode.ERROR)  # deviation: the line terminator and editing characters are fixed
+    if number in FIXED_S_REGISTERS and value != registers[number]:
+        raise CommandError(ResultCode.ERROR)  # deviation from V.25ter §6.2.1-§6.2.3
     registers[number] = value
     return None
 
@@ -262,8 +265,9 @@ def _answer(port: SimulatedPort, cmd: Command, now: float) -> Outcome:
 def _hang_up(port: SimulatedPort, cmd: Command, now: float) -> Outcome:
     basic_value(cmd, range(1))
     call = port.radio.call
-    if call is not None and call.owner is port:
-        port.radio.end_call("hangup", None, now)
+    if call is not None:
+        # the call belongs to the MT: ATH on another 27.010 channel ends it too, and its own channel sees NO CARRIER
+        port.radio.end_call("hangup", None if call.owner is port else ResultCode.NO_CARRIER, now)
     else:
         port.radio.reject_incoming()
     return None
@@ -590,3 +594,34 @@ def _cgdata(port: SimulatedPort, cmd: Command, now: float) -> Outcome:
     port.radio.dial_packet(port, cid, True, now)
     port.enter_dialling(now)
     return PENDING
+
+
+# --------------------------------------------------------------------------- multiplexing (27.007 §5.7)
+CMUX_TEST = "+CMUX: (0),(0),(1-6),(1-32768),(1-255),(0-100),(2-255),(1-255),(1-7)"
+
+
+@command("+CMUX")
+def _cmux(port: SimulatedPort, cmd: Command, now: float) -> Outcome:
+    """``AT+CMUX=0[,0[,<speed>[,<N1>[,<T1>[,<N2>[,<T2>[,<T3>[,<k>]]]]]]]]``: basic option, UIH frames only."""
+    if cmd.kind is TEST:
+        port.info(CMUX_TEST)
+        return None
+    if cmd.kind is READ:
+        params = port.mux_parameters
+        if params is None:
+            raise CommandError(CmeError.OPERATION_NOT_ALLOWED)  # no multiplexer runs
+        t1, t2 = round(params.t1 * 100), round(params.t2 * 100)
+        port.info(f"+CMUX: 0,0,5,{params.n1},{t1},{params.n2},{t2},10,2")
+        return None
+    only(cmd, SET)
+    if not port.allows_mux or port.radio.call is not None or port.state is not ModemState.COMMAND:
+        raise CommandError(CmeError.OPERATION_NOT_ALLOWED)  # on a channel already, or a call is up
+    if int_arg(cmd, 0, range(2)) != 0 or int_arg(cmd, 1, range(3), 0) != 0:
+        raise CommandError(CmeError.OPERATION_NOT_SUPPORTED)  # advanced option, UI or I frames
+    int_arg(cmd, 2, range(1, 7), 5)  # port speed: a pty has none
+    n1 = int_arg(cmd, 3, range(1, 32769), 31)
+    t1, n2, t2 = int_arg(cmd, 4, range(1, 256), 10), int_arg(cmd, 5, range(101), 3), int_arg(cmd, 6, range(2, 256), 30)
+    int_arg(cmd, 7, range(1, 256), 10)  # T3 (wake-up) and k (error recovery window) are not used
+    int_arg(cmd, 8, range(1, 8), 2)
+    port.mux_request = MuxParameters(n1=n1, t1=t1 / 100, n2=n2, t2=t2 / 100)  # T1, T2 in tens of milliseconds
+    return None

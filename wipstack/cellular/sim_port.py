@@ -1,8 +1,9 @@
 """One AT interpreter of the simulated modem: command lines, result codes, data mode and the escape.
 
-A :class:`SimulatedPort` is what the DTE sees on one line (the serial line now; a 27.010
-DLCI later).  It owns everything V.25ter makes per-interface: echo, ATV/ATQ formatting,
-+CMEE, +CREG/+CGREG URC levels, S-registers, &C/&D, and the state machine of V.25ter §5.1:
+A :class:`SimulatedPort` is what the DTE sees on one line: the serial line, or one DLCI of a
+27.010 multiplexer (which the facade, :mod:`wipstack.cellular.simulator`, runs).  It owns
+everything V.25ter makes per-interface: echo, ATV/ATQ formatting, +CMEE, +CREG/+CGREG URC
+levels, S-registers, &C/&D, and the command and online states of V.25ter:
 
     COMMAND --ATD/ATA/AT+CGDATA--> DIALLING --(connect_delay)--> ONLINE --(+++ with guard times)--> ONLINE_COMMAND
     ONLINE_COMMAND --ATO--> ONLINE;  ATH / DTR off (&D2) / NO CARRIER --> COMMAND
@@ -13,10 +14,10 @@ result codes (+CME ERROR, URCs) are formatted like information text.  ATQ1 suppr
 codes, including unsolicited ones, but not information text.  While online, the DTE's octets
 go to the radio for the network peer and URCs are not sent (counted).
 
-The escape (Hayes; S2 and S12 as most 27.007 modems keep them): the S2 character three times, the first at least S12
-fiftieths of a second after the previous octet, each within that time of the one before,
-and nothing for that time afterwards; the "+" are forwarded as data, as a modem cannot know
-in advance that they will form an escape.
+The escape (Hayes; S2 and S12 as most 27.007 modems keep them): the S2 character three
+times, the first at least S12 fiftieths of a second after the previous octet, each within
+that time of the one before, and nothing for that time afterwards; the "+" are forwarded as
+data, as a modem cannot know in advance that they will form an escape.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from wipstack.cellular.cmux_types import MuxParameters
 from wipstack.cellular.sim_commands import PENDING, execute
 from wipstack.cellular.sim_parser import AtSyntaxError, CommandLineAssembler, LineComplete, parse_command_line
 from wipstack.cellular.sim_radio import CommandError, FinalResult, SimulatedRadio
@@ -35,8 +37,6 @@ __all__ = ["PortProfile", "SimulatedPort"]
 DIAL_IGNORE_WINDOW = 0.125
 #: S-registers V.25ter §6.2-§6.3 defines, with their defaults.
 DEFAULT_S_REGISTERS = {0: 0, 1: 0, 2: 43, 3: 13, 4: 10, 5: 8, 6: 2, 7: 50, 8: 2, 10: 14, 12: 50}
-#: Registers whose value the simulator's line handling cannot follow: only the default is accepted.
-FIXED_S_REGISTERS = (3, 4, 5)
 
 
 @dataclass
@@ -75,6 +75,11 @@ class SimulatedPort:
         self.profile = self.factory_profile()
         self.stored_profile = self.profile.copy()
         self.dtr = True
+        #: Only the physical line's port may start 27.010 (AT+CMUX); the driver then switches it.
+        self.allows_mux = False
+        self.mux_request: MuxParameters | None = None
+        #: The parameters of the multiplexer this port runs on (a DLCI's port), for AT+CMUX?.
+        self.mux_parameters: MuxParameters | None = None
         self._assembler = CommandLineAssembler(radio.settings.max_line)
         self._last_line = ""
         self._output = bytearray()
@@ -90,22 +95,23 @@ class SimulatedPort:
         return PortProfile(echo=self.radio.settings.echo)
 
     # ------------------------------------------------------------------ DTE side
-    def receive(self, data: bytes, now: float) -> None:
-        """Octets from the DTE, split anywhere."""
+    def receive(self, data: bytes, now: float) -> int:
+        """Octets from the DTE, split anywhere; how many were taken (all, unless AT+CMUX switched the line)."""
         self.radio.now = now
         if self.radio.settings.mute:
             self.radio.counters.ignored_while_muted += len(data)
-            return
+            return len(data)
         self._assembler.max_line = self.radio.settings.max_line
         index = 0
-        while index < len(data):
+        while index < len(data) and self.mux_request is None:
             if self.state is ModemState.ONLINE:
                 self._receive_data(data[index:], now)
-                return
+                return len(data)
             if self.state is ModemState.DIALLING:
                 index = self._receive_while_dialling(data, index, now)
             else:
                 index = self._receive_commands(data, index, now)
+        return index
 
     def take_output(self, limit: int | None = None) -> bytes:
         """Octets for the DTE."""
@@ -178,8 +184,8 @@ class SimulatedPort:
                 self._run_line(item.text, item.too_long, now)
             else:
                 self._run_line(self._last_line, False, now)  # A/
-            if self.state not in (ModemState.COMMAND, ModemState.ONLINE_COMMAND):
-                return index
+            if self.state not in (ModemState.COMMAND, ModemState.ONLINE_COMMAND) or self.mux_request is not None:
+                return index  # the rest is data, or 27.010 frames after AT+CMUX's OK
         self._echo(data[start:index])
         return index
 
@@ -206,6 +212,7 @@ class SimulatedPort:
             try:
                 outcome = execute(self, command, now)
             except CommandError as error:
+                self.mux_request = None  # a failed line does not start the multiplexer
                 self.final(error.result)
                 return
             if outcome is PENDING:
@@ -321,8 +328,13 @@ class SimulatedPort:
     def factory_reset(self) -> None:
         """AT+CFUN=1,1: the port restarts with factory settings."""
         self.profile = self.factory_profile()
+        self.back_to_command_state()
+
+    def back_to_command_state(self) -> None:
+        """Command state with nothing half typed (also when a multiplexer gives the line back)."""
         self.state = ModemState.COMMAND
         self._assembler.reset()
+        self._escape_count, self._escape_at = 0, None
 
     # ------------------------------------------------------------------ output
     def final(self, result: FinalResult) -> None:

@@ -139,7 +139,16 @@ class SimulatedRadio:
     # ------------------------------------------------------------------ set-up and time
     def attach_port(self, port: SimulatedPort) -> None:
         """An AT interpreter on top of this radio."""
-        self.ports.append(port)
+        if port not in self.ports:
+            self.ports.append(port)
+
+    def detach_port(self, port: SimulatedPort, now: float) -> None:
+        """The port goes away (a 27.010 channel closed): its call ends without a result code."""
+        call = self.call
+        if call is not None and call.owner is port:
+            self.end_call("mux", None, now)
+        if port in self.ports:
+            self.ports.remove(port)
 
     def power_on(self, now: float) -> None:
         """Switch on: the SIM as configured, registration starts if it can."""
@@ -397,7 +406,7 @@ class SimulatedRadio:
         self.trace(f"{'voice' if voice else 'data'} call to {number}")
 
     def answer(self, port: SimulatedPort, now: float) -> None:
-        """ATA (or S0 auto-answer): NO CARRIER when nothing rings (V.25ter §6.3.5)."""
+        """ATA (or S0 auto-answer): NO CARRIER when nothing rings (V.25ter §6.3)."""
         ringing = self.ringing
         if ringing is None or self.call is not None:
             raise CommandError(ResultCode.NO_CARRIER)

@@ -46,7 +46,7 @@ class DialResult(enum.StrEnum):
 
 
 class ModemState(enum.Enum):
-    """The V.25ter §5.1 states of one AT port (DIALLING: a call is being set up or answered)."""
+    """The V.25ter command and online states of one AT port (DIALLING: a call is being set up or answered)."""
 
     COMMAND = "command"
     DIALLING = "dialling"
@@ -209,7 +209,8 @@ class CallEnded:
     """A connected call ended: the driver disconnects the network peer now."""
 
     #: hangup (ATH), dtr, reset (ATZ, AT+CFUN), network (drop_call), peer (the peer hung up),
-    #: registration (service lost), sim (SIM gone) or deactivated (AT+CGACT=0, AT+CGATT=0).
+    #: registration (service lost), sim (SIM gone), deactivated (AT+CGACT=0, AT+CGATT=0) or
+    #: mux (the 27.010 channel that carried the call closed).
     reason: str
 
 

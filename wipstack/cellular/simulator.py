@@ -17,9 +17,15 @@ The network side is scripted by the owner: :meth:`~ModemSimulator.incoming_call`
 registration, dial result, ``mute`` - a modem that stops answering).
 
 Structure: one :class:`~wipstack.cellular.sim_radio.SimulatedRadio` (SIM, registration,
-contexts, the call) under one :class:`~wipstack.cellular.sim_port.SimulatedPort` (the AT
-interpreter of the serial line).  A 27.010 multiplexer would put one port per DLCI over the
-same radio.  Behaviour choices where modems differ:
+contexts, the call) under :class:`~wipstack.cellular.sim_port.SimulatedPort` AT interpreters:
+the serial line's own, and after ``AT+CMUX=0`` (27.007 §5.7) one per open DLCI 1-4 of a 27.010
+responder :class:`~wipstack.cellular.cmux.Multiplexer` (:attr:`ModemSimulator.channels`).  The
+``OK`` goes out as text, then the line carries frames; input is fed to the multiplexer frame by
+frame, so octets after a close-down (CLD, DISC 0) in the same chunk are AT again.  Each DLCI
+starts with factory settings and gets its own URCs and RINGs; the call may be made on any
+DLCI, ATH on any DLCI ends it (its own DLCI then sees NO CARRIER), an MSC without RTC is a DTR
+drop for that DLCI, and closing the DLCI ends its call (reason "mux").  Behaviour choices
+where modems differ:
 
 * ATD*99# failures (no packet service, unknown APN, non-IP context) end in NO CARRIER after
   ``connect_delay``; AT+CGDATA reports them as +CME ERROR 30/133/132.  A SIM that is not ready
@@ -28,12 +34,25 @@ same radio.  Behaviour choices where modems differ:
 * ATD<number> without circuit-switched registration gives NO DIALTONE at once.
 * DTR off with &D2 hangs up and answers OK (V.25ter §6.2.9); during set-up it aborts (NO CARRIER).
 * URCs are not sent (and are counted) while the port is in online data mode.
+* The physical line's DTR (:meth:`~ModemSimulator.set_dtr`) only concerns the line's own AT
+  interpreter; under a multiplexer each DLCI's DTR is the RTC bit of its MSC.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from wipstack.cellular.cmux import Multiplexer
+from wipstack.cellular.cmux_types import (
+    ChannelClosed,
+    ChannelOpened,
+    DataReceived,
+    ModemStatusChanged,
+    MuxClosed,
+    MuxEvent,
+    MuxParameters,
+    MuxRole,
+)
 from wipstack.cellular.sim_port import SimulatedPort
 from wipstack.cellular.sim_radio import SimulatedRadio, Tracer
 from wipstack.cellular.sim_types import (
@@ -48,6 +67,12 @@ from wipstack.cellular.sim_types import (
     SimulatorEvent,
     SimulatorSettings,
 )
+from wipstack.wire.cmux import FLAG
+
+#: DLCIs a multiplexer accepts, each its own AT interpreter.
+MUX_CHANNELS = range(1, 5)
+#: Octets of a channel's output handed to the multiplexer before the port's own buffer holds the rest.
+MUX_QUEUE = 4096
 
 __all__ = [
     "CallConnected",
@@ -77,16 +102,83 @@ class ModemSimulator:
                  tracer: Tracer | None = None) -> None:  # fmt: skip
         self.radio = SimulatedRadio(settings or SimulatorSettings(), tracer)
         self.port = SimulatedPort(self.radio)
+        self.port.allows_mux = True
+        #: The 27.010 responder after AT+CMUX=0, and the AT interpreter of each open DLCI.
+        self.mux: Multiplexer | None = None
+        self.channels: dict[int, SimulatedPort] = {}
+        self._mux_tail = bytearray()
         self.radio.power_on(now)
 
     # ------------------------------------------------------------------ the DTE's line
     def receive(self, data: bytes, now: float) -> None:
         """Octets from the DTE, split anywhere."""
-        self.port.receive(data, now)
+        while data:
+            mux = self.mux
+            if mux is None:
+                taken = self.port.receive(data, now)
+                params = self.port.mux_request
+                if params is None:
+                    return
+                self._start_mux(params, now)  # AT+CMUX answered OK: what follows is 27.010 frames
+                data = data[taken:]
+            elif self.radio.settings.mute:
+                self.radio.counters.ignored_while_muted += len(data)
+                return
+            else:
+                # frame by frame (each ends at a flag), so octets after a close-down go to AT again
+                end = data.find(FLAG) + 1 or len(data)
+                self._mux_events(mux.receive(data[:end], now), now)
+                data = data[end:]
 
     def bytes_to_send(self, limit: int | None = None) -> bytes:
-        """Octets for the DTE (at most ``limit``)."""
-        return self.port.take_output(limit)
+        """Octets for the DTE (at most ``limit``): AT text, or 27.010 frames once multiplexed."""
+        data = bytes(self._mux_tail[:limit])  # the last frames of a multiplexer that has closed
+        del self._mux_tail[: len(data)]
+        # then AT text; under a multiplexer only what preceded it (AT+CMUX's OK)
+        data += self.port.take_output(None if limit is None else limit - len(data))
+        mux = self.mux
+        if mux is not None and (limit is None or len(data) < limit):
+            self._fill_mux(mux)
+            data += mux.bytes_to_send(None if limit is None else limit - len(data))
+        return data
+
+    # ------------------------------------------------------------------ 27.010 (27.007 §5.7)
+    def _start_mux(self, params: MuxParameters, now: float) -> None:
+        self.port.mux_request = None
+        self.mux = Multiplexer(MuxRole.RESPONDER, params, accept_dlcis=MUX_CHANNELS)
+        self.radio.detach_port(self.port, now)  # the line carries frames now; its AT interpreter sleeps
+        self.radio.trace(f"27.010 multiplexer started (N1 {params.n1})")
+
+    def _mux_events(self, events: list[MuxEvent], now: float) -> None:
+        mux = self.mux
+        for event in events:
+            if isinstance(event, ChannelOpened) and mux is not None:
+                port = SimulatedPort(self.radio, name=f"dlci{event.dlci}")
+                port.mux_parameters = mux.params
+                self.channels[event.dlci] = port
+                self.radio.trace(f"DLCI {event.dlci} opened")
+            elif isinstance(event, DataReceived) and event.dlci in self.channels:
+                self.channels[event.dlci].receive(event.data, now)
+            elif isinstance(event, ModemStatusChanged) and event.dlci in self.channels:
+                self.channels[event.dlci].set_dtr(event.status.rtc, now)  # 27.010 §5.4.6.3.7: RTC is DTR
+            elif isinstance(event, ChannelClosed) and event.dlci in self.channels:
+                self.radio.detach_port(self.channels.pop(event.dlci), now)
+                self.radio.trace(f"DLCI {event.dlci} closed ({event.reason})")
+            elif isinstance(event, MuxClosed) and mux is not None:
+                for port in self.channels.values():
+                    self.radio.detach_port(port, now)
+                self.channels.clear()
+                self._mux_tail += mux.bytes_to_send()  # e.g. the answer to CLD still goes out
+                self.mux = None
+                self.radio.attach_port(self.port)
+                self.port.back_to_command_state()
+                self.radio.trace(f"27.010 multiplexer closed ({event.reason}); the line speaks AT again")
+
+    def _fill_mux(self, mux: Multiplexer) -> None:
+        for dlci, port in self.channels.items():
+            room = MUX_QUEUE - mux.queued(dlci)
+            if port.output_pending and room > 0 and mux.is_open(dlci):
+                mux.send(dlci, port.take_output(room))
 
     def set_dtr(self, on: bool, now: float) -> None:
         """The DTE raised or dropped DTR (AT&D decides what that does)."""
@@ -131,18 +223,27 @@ class ModemSimulator:
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` is next due."""
         deadlines = [self.radio.next_deadline(), self.port.next_deadline()]
+        deadlines += [port.next_deadline() for port in self.channels.values()]
+        if self.mux is not None:
+            deadlines.append(self.mux.next_deadline())
         present = [deadline for deadline in deadlines if deadline is not None]
         return min(present) if present else None
 
     def on_timer(self, now: float) -> None:
         """Run every timer that is due."""
         self.radio.on_timer(now)
-        self.port.on_timer(now)
+        for port in [self.port, *self.channels.values()]:
+            port.on_timer(now)
+        mux = self.mux
+        if mux is not None:
+            deadline = mux.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._mux_events(mux.on_timer(now), now)
 
     # ------------------------------------------------------------------ inspection
     @property
     def state(self) -> ModemState:
-        """COMMAND, DIALLING, ONLINE or ONLINE_COMMAND."""
+        """COMMAND, DIALLING, ONLINE or ONLINE_COMMAND of the line's own AT interpreter (not of DLCIs)."""
         return self.port.state
 
     @property
@@ -162,8 +263,10 @@ class ModemSimulator:
 
     @property
     def dte_output_pending(self) -> int:
-        """Octets waiting for the DTE."""
-        return self.port.output_pending
+        """Octets waiting for the DTE (with a multiplexer: its line buffer and every channel's)."""
+        pending = len(self._mux_tail) + self.port.output_pending
+        pending += sum(port.output_pending for port in self.channels.values())
+        return pending + (self.mux.output_pending if self.mux is not None else 0)
 
     @property
     def peer_output_pending(self) -> int:
@@ -176,5 +279,6 @@ class ModemSimulator:
         call = radio.call
         call_text = "none" if call is None else f"{call.kind} {call.detail!r} {'up' if call.connected else 'set-up'}"
         ringing = f" ringing={radio.ringing.caller!r}" if radio.ringing is not None else ""
+        mux = f" cmux={sorted(self.channels)}" if self.mux is not None else ""
         return (f"state={self.state.value} sim={radio.sim_state.value} creg={radio.cs_stat()} "
-                f"cgreg={radio.ps_stat()} call={call_text}{ringing} mute={radio.settings.mute}")  # fmt: skip
+                f"cgreg={radio.ps_stat()} call={call_text}{ringing}{mux} mute={radio.settings.mute}")  # fmt: skip

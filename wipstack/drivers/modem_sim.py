@@ -339,7 +339,9 @@ class ModemSimDriver:
         self.dte_eof = False
         self._to_dte = bytearray()
         self._to_peer = bytearray()
-        self._selector = selectors.DefaultSelector()
+        # poll keeps no kernel state: an fd number reused by the next control client (or the next
+        # call's socket) cannot stay silently unregistered, as it would with epoll
+        self._selector = selectors.PollSelector()
         self._interest: dict[int, int] = {}
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):

@@ -1,12 +1,17 @@
-"""The driver's control-line interpreter (``wipstack modem-sim --control``), without sockets."""
+"""The driver's control lines (``wipstack modem-sim --control``): the interpreter, and the socket's fd handling."""
 
 from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
 
 import pytest
 
 from tests.unit.cellular.test_simulator import Rig
-from wipstack.cellular.simulator import ModemState
-from wipstack.drivers.modem_sim import control_command
+from wipstack.cellular.simulator import ModemSimulator, ModemState
+from wipstack.drivers.link import FdLink
+from wipstack.drivers.modem_sim import ControlServer, ModemSimDriver, control_command
 
 
 def test_control_ring_and_drop() -> None:
@@ -68,3 +73,30 @@ def test_control_dtr_hangs_up() -> None:
 def test_control_bad_lines_answer_an_error(line: str) -> None:
     rig = Rig()
     assert control_command(rig.sim, line, rig.now).startswith("ERROR")
+
+
+def test_driver_watches_an_fd_number_the_next_control_client_reuses(tmp_path: Path) -> None:
+    read_fd, write_fd = os.pipe()  # a stand-in for the DTE's line
+    control = ControlServer(str(tmp_path / "control"))
+    driver = ModemSimDriver(ModemSimulator(), FdLink(read_fd, write_fd), control=control)
+    try:
+        first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        first.connect(str(tmp_path / "control"))
+        driver._step(0.5)  # accepted
+        driver._step(0.0)  # and watched
+        (number,) = control.clients
+        first.close()
+        second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        second.connect(str(tmp_path / "control"))
+        # what one round does when it sees both: the end of the first client, then the second's accept
+        control.readable(number, lambda line: "unused")
+        control.accept()
+        assert list(control.clients) == [number]  # the same fd number, another socket (epoll forgot it)
+        with second:
+            second.sendall(b"status\n")
+            for _ in range(5):
+                driver._step(0.1)
+            second.settimeout(1.0)
+            assert second.recv(1000).startswith(b"OK state=command ")
+    finally:
+        driver.close()

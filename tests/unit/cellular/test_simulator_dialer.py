@@ -110,3 +110,25 @@ def test_incoming_call_answered_after_the_rings_the_dialer_wants() -> None:
     assert line.dialer.state is DialerState.ONLINE
     assert line.sim_events == [CallConnected("incoming", "+4930123")]
     assert line.sim.counters.rings == 2
+
+
+def test_packet_call_over_cmux_and_close_down() -> None:
+    line = Line(ModemDialer(DialerSettings(use_cmux=True)), ModemSimulator())
+    line.dialer.dial_packet("internet", 1, line.now)
+    line.run(6.0)
+    assert line.dialer.state is DialerState.ONLINE
+    assert sorted(line.sim.channels) == [1, 2]
+    assert line.sim.radio.call is not None and line.sim.radio.call.owner is line.sim.channels[2]
+    line.dialer.send_data(b"~frame~")
+    line.run(0.2)
+    assert line.sim.peer_bytes_to_send() == b"~frame~"
+    line.sim.peer_receive(b"~reply~", line.now)
+    line.run(0.2)
+    assert line.dialer.take_data() == b"~reply~"
+    line.dialer.hang_up(line.now)  # ATH on DLCI 1
+    line.run(3.0)
+    assert line.dialer.state is DialerState.IDLE
+    assert line.sim_events[-1] == CallEnded("hangup")
+    line.dialer.close_multiplexer(line.now)
+    line.run(3.0)
+    assert line.sim.mux is None
