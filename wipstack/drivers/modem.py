@@ -125,6 +125,9 @@ class ModulePort:
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.eof.add(uart)
             pending.clear()
+            if uart == MODEM and self.module.cellular is not None:
+                self.log("modem: line lost (write failed)")
+                self.module.cellular.line_lost(self.clock())  # a write can be the first to notice
             return
         del pending[:written]
 
