@@ -96,11 +96,16 @@ class ModemSimProcess:
         return self.proc.returncode
 
 
-def start_modem_sim(directory: Path, *args: str, ready_timeout: float = 20.0) -> ModemSimProcess:
-    """``python -m wipstack modem-sim --pty D/modem --network-pty D/net --control D/ctl --log <args>``."""
+def start_modem_sim(directory: Path, *args: str, ready_timeout: float = 20.0,
+                    network_exec: str | None = None) -> ModemSimProcess:  # fmt: skip
+    """``python -m wipstack modem-sim --pty D/modem --network-pty D/net --control D/ctl --log <args>``.
+
+    ``network_exec``: the network peer is that command, started per call, instead of the pty.
+    """
+    network = ["--network-exec", network_exec] if network_exec else ["--network-pty", str(directory / "net")]
     proc = subprocess.Popen(
         [sys.executable, "-m", "wipstack", "modem-sim", "--pty", str(directory / "modem"),
-         "--network-pty", str(directory / "net"), "--control", str(directory / "ctl"), "--log", *args],
+         *network, "--control", str(directory / "ctl"), "--log", *args],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

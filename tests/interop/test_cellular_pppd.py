@@ -22,7 +22,9 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,10 +56,10 @@ ACCESS_SERVER = ["nodetach", "debug", "local", "silent", "passive", "require-pap
 
 
 @contextlib.contextmanager
-def cellular_rig(directory: Path, *sim_args: str, guest: PppdGuest | None = None,
-                 modem_args: tuple[str, ...] = ()) -> Iterator[tuple[ModemSimProcess, ModemProcess, AtClient]]:
+def cellular_rig(directory: Path, *sim_args: str, guest: PppdGuest | None = None, modem_args: tuple[str, ...] = (),
+                 network_exec: str | None = None) -> Iterator[tuple[ModemSimProcess, ModemProcess, AtClient]]:
     """modem-sim (its network pty on ``guest``'s serial line if given) and a module using it as its modem."""
-    sim = start_modem_sim(directory, *sim_args)
+    sim = start_modem_sim(directory, *sim_args, network_exec=network_exec)
     modem: ModemProcess | None = None
     try:
         if guest is not None:
@@ -219,3 +221,27 @@ def test_modem_line_dropping_mid_transfer_gives_809() -> None:
         at.wait_for(r"^\+CME ERROR: 809$", 30)
         at.wait_for(r"^\+WIPBR: 6,0$", 30)
         assert at.command("AT").final == "OK"
+
+
+def test_gprs_over_a_multiplexed_modem_line_to_a_wipstack_access_server() -> None:
+    """``wipstack modem --modem-cmux``: the dialer runs 27.010 toward the modem (no UML needed)."""
+    server = (f"{sys.executable} -m wipstack ppp --stdio --require-pap --secret {USER}:{PASSWORD} "
+              f"{OPERATOR}:{ASSIGNED} --dns {DNS1} --quiet")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ws-cmux-") as tmp, \
+            cellular_rig(Path(tmp), "--connect-delay", "0.2", modem_args=("--modem-cmux",),
+                         network_exec=server) as (sim, modem, at):  # fmt: skip
+        gprs_options(at)
+        assert at.command("AT+WIPBR=4,6,0", timeout=60, expect=None).final == "OK", story(sim, modem, at, None)
+        assert at.command("AT+WIPBR=3,6,15").lines == [f'+WIPBR: 6,15,"{ASSIGNED}"']
+        at.command(f'AT+WIPPING="{OPERATOR}",2,200')
+        at.wait_all(r"\+WIPPING: 0,\d,\d+", 2, 15)
+        assert "AT+CMUX=0" in sim.stderr, sim.stderr[-2000:]
+        at.command("AT+WIPBR=5,6", timeout=20)
+        # while the modem is still hanging up a new start is 848 (transient): clients retry, as here
+        for _ in range(20):
+            final = at.command("AT+WIPBR=4,6,0", timeout=60, expect=None).final
+            if final != "+CME ERROR: 848":
+                break
+            time.sleep(0.5)
+        assert final == "OK", story(sim, modem, at, None)
+        assert "calls=2" in sim.control("status")

@@ -200,3 +200,34 @@ def test_carrier_lost_mid_transfer_gives_809_and_no_wedge() -> None:
     assert rig.take() == cme(809) + b"\r\n+WIPBR: 6,0\r\n"
     assert rig.at("AT") == OK
     assert start(rig, "AT+WIPBR=4,6,0") == OK
+
+
+def test_gprs_over_a_multiplexed_modem_line() -> None:
+    """``--modem-cmux``: the dialer multiplexes the modem (AT on DLCI 1, the call on DLCI 2)."""
+    rig, simulator = make_rig(dialer=DialerSettings(use_cmux=True, registration_timeout=5.0))
+    gprs_setup(rig)
+    assert start(rig, "AT+WIPBR=4,6,0") == OK
+    assert "AT+CMUX=0" in simulator.last_commands
+    assert simulator.mux is not None and simulator.mux.open_dlcis >= {1, 2}
+    assert rig.at("AT+WIPBR=3,6,15") == b'\r\n+WIPBR: 6,15,"203.0.113.2"\r\n' + OK
+    assert rig.cellular is not None and rig.cellular.peer is not None
+    server = TcpServer(rig.cellular.peer.stack.tcp, 7001)
+    accepted: list[TcpSocket] = []
+    server.on_accept = accepted.append
+    assert rig.at('AT+WIPCREATE=2,1,"203.0.113.1",7001', settle=2) == OK + b"\r\n+WIPREADY: 2,1\r\n"
+    accepted[0].send(bytes(range(256)) * 20)
+    rig.advance(2)
+    assert rig.take().startswith(b"\r\n+WIPDATA: 2,1,")
+    out = rig.at("AT+WIPDATA=2,1,2")
+    rig.advance(1)
+    assert out + rig.take() == b"\r\nCONNECT\r\n" + bytes(range(256)) * 20
+    rig.advance(1.2)
+    rig.send(b"+++")
+    rig.advance(1.2)
+    assert rig.take() == OK
+    # hang up and dial again over the same multiplexer
+    assert rig.at("AT+WIPBR=5,6", settle=5) == OK
+    rig.advance(5)
+    assert simulator.state.value == "command"
+    assert start(rig, "AT+WIPBR=4,6,0") == OK
+    assert rig.cellular.calls == ["packet", "packet"]
