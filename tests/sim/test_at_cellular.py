@@ -231,3 +231,25 @@ def test_gprs_over_a_multiplexed_modem_line() -> None:
     assert simulator.state.value == "command"
     assert start(rig, "AT+WIPBR=4,6,0") == OK
     assert rig.cellular.calls == ["packet", "packet"]
+
+
+def test_modem_that_stops_answering_mid_command_gives_848_and_no_wedge() -> None:
+    rig, simulator = make_rig(dialer=DialerSettings(dial_timeout=10.0, registration_timeout=5.0), connect_delay=3.0)
+    gprs_setup(rig)
+    rig.at("AT+WIPBR=4,6,0", settle=0.01)
+    for _ in range(200):  # let the dialogue run up to ATD, then the modem hangs before its CONNECT
+        rig.advance(0.01)
+        if "ATD*99***1#" in simulator.last_commands:
+            break
+    assert "ATD*99***1#" in simulator.last_commands
+    simulator.configure(mute=True)
+    out = rig.take()
+    for _ in range(120):
+        rig.advance(0.5)
+        out += rig.take()
+        if b"ERROR" in out:
+            break
+    assert out == cme(848)
+    assert rig.at("AT") == OK
+    simulator.configure(mute=False)
+    assert start(rig, "AT+WIPBR=4,6,0") == OK

@@ -523,12 +523,17 @@ class ModemDialer:
     def _wake(self, port: AtPort) -> Generator[_Action, _Resume, None]:
         """``AT`` until OK: wakes an autobauding modem, which learns the rate from "AT"."""
         last = "no answer to AT"
-        for _ in range(self.settings.retries + 1):
+        for attempt in range(self.settings.retries + 1):
             reply = yield from self._command(port, "AT", attempts=1)
             if reply is not None and reply.ok:
                 return
             if reply is not None:
                 last = reply.describe()
+            elif attempt == 0 and port is self._serial:
+                # silence: the modem may still be online in a call we lost track of (it connected
+                # while it did not answer us): the Hayes escape and ATH bring it back to commands
+                yield from self._escape(port, self._now)
+                yield from self._command(port, "ATH", attempts=1)
         raise _Abort(CallFailure.NOT_RESPONDING, last)
 
     def _tolerant(self, port: AtPort, text: str) -> Generator[_Action, _Resume, None]:

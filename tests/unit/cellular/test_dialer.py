@@ -201,15 +201,25 @@ def test_init_at_answered_error_is_sent_again() -> None:
 
 
 def test_init_silent_modem_is_not_responding_after_retries() -> None:
-    c = packet_dialer(DialerSettings(command_timeout=2.0, retries=2))
+    c = packet_dialer(DialerSettings(command_timeout=2.0, retries=2, escape_guard=1.0))
+    c.expect(b"AT\r")
+    c.to_deadline()  # 2.0: no answer; the modem may be stuck online: guard, +++, guard, ATH
+    c.to_deadline()
+    assert c.now == 3.0
+    c.expect(b"+++")
+    c.to_deadline()  # 4.0: the trailing guard; then up to command_timeout for its OK
+    c.to_deadline()
+    assert c.now == 6.0
+    c.expect(b"ATH\r")
     sent_at = []
-    for _ in range(3):
+    c.to_deadline()
+    for _ in range(2):
         c.expect(b"AT\r")
         sent_at.append(c.now)
         assert c.dialer.next_deadline() == c.now + 2.0
         c.to_deadline()
-    assert sent_at == [0.0, 2.0, 4.0]
-    assert c.now == 6.0
+    assert sent_at == [8.0, 10.0]
+    assert c.now == 12.0
     failure = failed(c)
     assert failure.failure is CallFailure.NOT_RESPONDING
     c.silent()
