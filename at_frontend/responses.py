@@ -11,23 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-
-class ResultCode(enum.IntEnum):
-    """V.25ter §5.7.1 final result codes (numeric form = value)."""
-
-    OK = 0
-    CONNECT = 1
-    RING = 2
-    NO_CARRIER = 3
-    ERROR = 4
-    NO_DIALTONE = 6
-    BUSY = 7
-    NO_ANSWER = 8
-
-    @property
-    def text(self) -> str:
-        """The verbose form (``NO CARRIER``)."""
-        return self.name.replace("_", " ")
+from wipstack.wire.v25ter import ResultCode as ResultCode  # re-exported: the module's result codes
 
 
 class CmeError(enum.IntEnum):

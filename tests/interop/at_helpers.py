@@ -465,16 +465,14 @@ class AtClient:
 
 
 @dataclass
-class ModemProcess:
-    """A running ``python -m wipstack modem`` (see :func:`running_modem`)."""
+class LoggedProcess:
+    """A wipstack process whose stderr lines are collected by a reader thread; stopped by PID."""
 
     proc: subprocess.Popen[bytes]
     directory: Path
-    uart1: Path
-    uart2: Path
-    flash: Path
-    lines: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
+    lines: list[str] = field(default_factory=list, kw_only=True)
+    reader: threading.Thread | None = field(default=None, kw_only=True)
+    what: str = field(default="wipstack modem", kw_only=True)
 
     @property
     def pid(self) -> int:
@@ -501,13 +499,14 @@ class ModemProcess:
                 for line in list(self.lines):
                     if found := regex.search(line):
                         return found
-                raise AtError(f"wipstack modem exited ({self.proc.returncode}) before {pattern!r}:\n{self.stderr}")
+                raise AtError(f"{self.what} exited ({self.proc.returncode}) before {pattern!r}:\n{self.stderr}")
             if time.monotonic() >= deadline:
-                raise AtError(f"wipstack modem: no {pattern!r} within {timeout:g} s:\n{self.stderr}")
+                raise AtError(f"{self.what}: no {pattern!r} within {timeout:g} s:\n{self.stderr}")
             time.sleep(0.02)
 
-    def client(self, uart: int = 1) -> AtClient:
-        return AtClient(self.uart1 if uart == 1 else self.uart2, name=f"UART{uart}")
+    def start_reader(self) -> None:
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, wait; SIGKILL (by PID) if it does not stop in time. Its exit code."""
@@ -538,6 +537,18 @@ class ModemProcess:
                 self.proc.stderr.close()
 
 
+@dataclass
+class ModemProcess(LoggedProcess):
+    """A running ``python -m wipstack modem`` (see :func:`running_modem`)."""
+
+    uart1: Path
+    uart2: Path
+    flash: Path
+
+    def client(self, uart: int = 1) -> AtClient:
+        return AtClient(self.uart1 if uart == 1 else self.uart2, name=f"UART{uart}")
+
+
 def start_modem(directory: Path, *args: str, flash: Path | None = None, ready_timeout: float = 30.0) -> ModemProcess:
     """Start the modem with its UARTs in ``directory`` (``u1``, ``u2``); wait for its ``ready`` line."""
     uart1, uart2 = directory / "u1", directory / "u2"
@@ -552,8 +563,7 @@ def start_modem(directory: Path, *args: str, flash: Path | None = None, ready_ti
         env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
     )  # fmt: skip
     modem = ModemProcess(proc, directory, uart1, uart2, flash)
-    modem.reader = threading.Thread(target=modem._read, daemon=True)
-    modem.reader.start()
+    modem.start_reader()
     try:
         modem.wait_line(r"; ready$", ready_timeout)
     except BaseException:

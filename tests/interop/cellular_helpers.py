@@ -11,27 +11,22 @@ SIGKILL, always by PID.
 from __future__ import annotations
 
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.interop.at_helpers import LoggedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class ModemSimProcess:
+class ModemSimProcess(LoggedProcess):
     """A running ``wipstack modem-sim``."""
 
-    proc: subprocess.Popen[bytes]
-    directory: Path
-    lines: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
+    what: str = field(default="wipstack modem-sim", kw_only=True)
 
     @property
     def dte(self) -> Path:
@@ -44,30 +39,6 @@ class ModemSimProcess:
     @property
     def control_path(self) -> Path:
         return self.directory / "ctl"
-
-    @property
-    def stderr(self) -> str:
-        return "\n".join(self.lines)
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    def wait_line(self, pattern: str, timeout: float) -> re.Match[str]:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while time.monotonic() < deadline:
-            while seen < len(self.lines):
-                match = regex.search(self.lines[seen])
-                seen += 1
-                if match:
-                    return match
-            if self.proc.poll() is not None and seen >= len(self.lines):
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"modem-sim: no line matching {pattern!r} within {timeout} s:\n{self.stderr}")
 
     def control(self, line: str, timeout: float = 5.0) -> str:
         """One control command; its one-line answer."""
@@ -82,18 +53,6 @@ class ModemSimProcess:
                     break
                 answer += chunk
         return answer.decode().strip()
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if self.reader is not None:
-            self.reader.join(2)
-        return self.proc.returncode
 
 
 def start_modem_sim(directory: Path, *args: str, ready_timeout: float = 20.0,
@@ -113,11 +72,10 @@ def start_modem_sim(directory: Path, *args: str, ready_timeout: float = 20.0,
         env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
     )  # fmt: skip
     sim = ModemSimProcess(proc, directory)
-    sim.reader = threading.Thread(target=sim._read, daemon=True)
-    sim.reader.start()
+    sim.start_reader()
     try:
         sim.wait_line(r"modem-sim ready", ready_timeout)
     except BaseException:
-        sim.stop(2)
+        sim.kill9()
         raise
     return sim

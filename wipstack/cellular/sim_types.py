@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from wipstack.wire.v25ter import ResultCode
+
 __all__ = [
     "CME_TEXT",
     "CallConnected",
@@ -52,24 +54,6 @@ class ModemState(enum.Enum):
     DIALLING = "dialling"
     ONLINE = "online"
     ONLINE_COMMAND = "online-command"
-
-
-class ResultCode(enum.IntEnum):
-    """Basic result codes: the value is the numeric form (ATV0), the name the verbose one (V.25ter §5.7.1)."""
-
-    OK = 0
-    CONNECT = 1
-    RING = 2
-    NO_CARRIER = 3
-    ERROR = 4
-    NO_DIALTONE = 6
-    BUSY = 7
-    NO_ANSWER = 8
-
-    @property
-    def text(self) -> str:
-        """The verbose form (``NO CARRIER``)."""
-        return self.name.replace("_", " ")
 
 
 class CmeError(enum.IntEnum):

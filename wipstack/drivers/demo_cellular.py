@@ -33,6 +33,7 @@ from wipstack.cellular.cmux import DataReceived, Multiplexer, MuxRole
 from wipstack.cellular.dialer import DialerSettings, ModemDialer
 from wipstack.cellular.simulator import ModemSimulator, SimulatorSettings
 from wipstack.drivers.at_client import AtClient
+from wipstack.drivers.demo_at import _wait
 from wipstack.drivers.link import PtyLink, SerialLink
 from wipstack.drivers.modem import ModulePort
 from wipstack.drivers.modem_sim import ControlServer, ModemSimDriver, PtyNetwork
@@ -189,12 +190,3 @@ def _control(path: str, command: str) -> str:
         sock.connect(path)
         sock.sendall(command.encode() + b"\n")
         return sock.recv(4096).decode().strip()
-
-
-def _wait(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
