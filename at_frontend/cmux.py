@@ -12,11 +12,14 @@ virtual UART says while its DLCI is closed is lost, like a line nobody listens t
 DLCI takes a started bearer on it down (816); the close-down (``CLD``) or a ``DISC`` of DLCI 0
 removes the virtual UARTs (their bearers close) and returns the UART to AT commands.
 
-Flow control: a virtual UART that cannot take more input (its socket is full) stops the
-whole physical UART from being read (a frame cannot be refused once read), and asks the
-host to pause that DLCI with an MSC flow-control bit (27.010 §5.4.6.3.7); output is framed
-only while the host has not stopped the DLCI (FCoff or its MSC FC bit) and only as much as
-the line takes, so the rest waits in the channel and behind it in the socket.
+Flow control: the physical UART is always read, so control frames (the host's own flow
+control among them) are never stuck behind data.  A virtual UART that cannot take more input
+(its socket is full) asks the host to pause its DLCI with an MSC flow-control bit (27.010
+§5.4.6.3.7); what the host sent before it noticed waits in a per-DLCI backlog of at most
+:data:`MAX_BACKLOG` octets (beyond that a host ignoring the flow control loses data, counted
+in :attr:`MuxedUart.dropped`).  Output is framed only while the host has not stopped the DLCI
+(FCoff or its MSC FC bit) and only as much as the line takes, so the rest waits in the
+channel and behind it in the socket.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ VIRTUAL_PORTS = (1, 2, 3, 4)
 MAX_N1 = 32768
 #: The longest information field a one-octet length field can give (27.010 §5.2.1.5).
 MAX_ONE_OCTET_LENGTH = 127
+#: Octets held for a virtual UART that asked its host to stop (MSC FC) while frames were in flight.
+MAX_BACKLOG = 1 << 16
 
 
 def virtual_id(uart: int, dlci: int) -> int:
@@ -70,6 +75,8 @@ class MuxedUart:
             self.ports[dlci] = port
             module.channels[port.uart] = port
         self.paused: set[int] = set()  # DLCIs we asked the host to stop (MSC FC)
+        self.backlog: dict[int, bytearray] = {dlci: bytearray() for dlci in VIRTUAL_PORTS}
+        self.dropped = 0  # octets lost because a host kept sending on a stopped DLCI
         self.frames_in = 0
 
     # ------------------------------------------------------------------ line side
@@ -77,11 +84,12 @@ class MuxedUart:
         self._handle(self.mux.receive(data, now), now)
 
     def wants_input(self) -> bool:
-        """Read the line only while every open virtual UART can take what may arrive."""
-        return all(self.module.wants_input(port.uart) for dlci, port in self.ports.items() if self.mux.is_open(dlci))
+        """Always: per-DLCI flow control and bounded backlogs keep the line readable."""
+        return True
 
     def bytes_to_send(self, limit: int, now: float) -> bytes:
         window = max(self.params.n1 * 4, 256)  # data framed ahead per DLCI
+        self._drain_backlogs(now)
         for dlci, port in self.ports.items():
             if not self.mux.is_open(dlci):
                 port.out.clear()  # nobody listens on a closed DLCI
@@ -109,7 +117,7 @@ class MuxedUart:
                 port = self.ports.get(event.dlci)
                 if port is not None:
                     self.frames_in += 1
-                    self.module.deliver_input(port, event.data, now)
+                    self._input(event.dlci, port, event.data, now)
             elif isinstance(event, ChannelClosed):
                 self._close_port(event.dlci, now)
             elif isinstance(event, MuxClosed):
@@ -119,9 +127,29 @@ class MuxedUart:
                 pass  # honoured through can_send() when framing output
         self.module.poll(now)
 
+    def _input(self, dlci: int, port: Channel, data: bytes, now: float) -> None:
+        backlog = self.backlog[dlci]
+        if not backlog and self.module.wants_input(port.uart):
+            self.module.deliver_input(port, data, now)
+            return
+        room = MAX_BACKLOG - len(backlog)
+        if len(data) > room:
+            self.dropped += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        backlog += data
+
+    def _drain_backlogs(self, now: float) -> None:
+        for dlci, backlog in self.backlog.items():
+            port = self.ports.get(dlci)
+            while backlog and port is not None and self.module.wants_input(port.uart):
+                chunk = bytes(backlog[:4096])
+                del backlog[:4096]
+                self.module.deliver_input(port, chunk, now)
+
     def _close_port(self, dlci: int, now: float) -> None:
         """The host closed the DLCI: a started bearer on it is lost, the virtual UART stays."""
         self.paused.discard(dlci)
+        self.backlog[dlci].clear()
         port = self.ports.get(dlci)
         if port is not None:
             self.module.port_closed(port, now)
@@ -138,7 +166,7 @@ class MuxedUart:
         for dlci, port in self.ports.items():
             if not self.mux.is_open(dlci):
                 continue
-            stop = not self.module.wants_input(port.uart)
+            stop = bool(self.backlog[dlci]) or not self.module.wants_input(port.uart)
             if stop != (dlci in self.paused):
                 self.mux.set_flow(dlci, stop, now)
                 if stop:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from wipstack.cellular.simulator import ModemSimulator
 
 STEP = 0.001  # virtual seconds per settling round
+LINE_CHUNK = 4096  # octets a multiplexing host writes to its UART per settling round
 
 
 class MuxHost:
@@ -277,7 +278,7 @@ class Rig:
                 if data and host.connected:
                     self._mux_events(host, host.mux.receive(data, now))
                     moved = True
-                out = host.mux.bytes_to_send()
+                out = host.mux.bytes_to_send(LINE_CHUNK)  # a line moves a few KB per round, not everything
                 if out and host.connected:
                     moved = True
                     self.module.receive(uart, out, now)

@@ -195,3 +195,32 @@ def test_host_side_n1_is_respected(rig: Rig) -> None:
     rig.advance(0.05)
     out = rig.at("AT+CGMI;+CGMM;+CGMR;+CGSN;+CSQ", 11)
     assert out.endswith(OK)
+
+
+def test_a_stalled_socket_pauses_only_its_dlci_and_nothing_is_lost(rig: Rig) -> None:
+    """The peer stops reading: DLCI 3's virtual UART asks the host to stop (MSC FC); AT goes on."""
+    _ppp_server_on_dlci2(rig)
+    peer = rig.ppp_peers[12]
+    server = TcpServer(peer.stack.tcp, 7002)
+    accepted: list[TcpSocket] = []
+    server.on_accept = accepted.append
+    assert rig.at('AT+WIPCREATE=2,1,"192.0.2.11",7002', 11) == OK + b"\r\n+WIPREADY: 2,1\r\n"
+    rig.at("ATE0", 13)
+    assert rig.at("AT+WIPDATA=2,1,2", 13) == b"\r\nCONNECT\r\n"
+    host = rig.mux_hosts[1]
+    payload = random.Random(3).randbytes(600_000)  # far more than TCP's window and the UART's buffers
+    rig.send(payload, 13)
+    rig.advance(3)
+    muxed = rig.module.muxes[1]
+    assert 3 in muxed.paused and not host.mux.can_send(3)  # the module stopped the host on DLCI 3 only
+    assert host.mux.queued(3) > 0  # the rest waits on the host's side
+    assert rig.at("AT", 14) == b"AT\r" + OK  # the other virtual UARTs are not held up
+    received = bytearray()
+    for _ in range(400):
+        received += accepted[0].recv()
+        rig.advance(0.05)
+        if len(received) == len(payload):
+            break
+    assert bytes(received) == payload
+    assert muxed.dropped == 0
+    assert 3 not in muxed.paused
