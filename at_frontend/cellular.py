@@ -15,6 +15,7 @@ the driver moves the line's octets with :meth:`CellularLine.receive` and
   A caller that does not match is refused (``+CME ERROR: 818`` unsolicited) and the bearer
   keeps waiting for the next call.
 
+A start while the modem still hangs up the previous call waits for the hang-up to finish.
 Failures before the link is up are the final result of ``AT+WIPBR=4`` (:data:`FAILURE_CODES`);
 afterwards they are unsolicited, followed by ``+WIPBR: <bid>,0``: 816 when the PPP peer
 terminated the session, 809 when the carrier was lost under a running session.
@@ -73,6 +74,7 @@ class CellularLine:
         self.calls = 0
         self.refused = 0
         self._pumping = False
+        self.deferred = False  # a start waits for the previous call's hang-up to finish
 
     # ------------------------------------------------------------------ driver side
     def receive(self, data: bytes, now: float) -> None:
@@ -116,38 +118,48 @@ class CellularLine:
     # ------------------------------------------------------------------ bearer side
     def start(self, channel: Channel, bearer: Bearer, server: bool, login: str | None, password: str | None,
               caller: str | None, now: float) -> Outcome | None:  # fmt: skip
-        """``AT+WIPBR=4`` on bearer 5 or 6: dial (final result later) or wait for a call (OK now)."""
+        """``AT+WIPBR=4`` on bearer 5 or 6: dial (final result later) or wait for a call (OK now).
+
+        While the modem still hangs up the previous call the start waits for it to finish.
+        """
         from at_frontend.bearers import BearerState
 
-        if self.dialer.state is not DialerState.IDLE:
+        hanging_up = self.dialer.state is DialerState.HANGING_UP
+        if not hanging_up and self.dialer.state is not DialerState.IDLE:
             raise CommandError(CmeError.BEARER_CONNECT_IMPOSSIBLE, f"the modem is {self.dialer.state.name}")
-        options = bearer.options
         self.bearer = bearer
         self.login, self.password, self.caller = login, password, caller
         bearer.server = server
         bearer.controller = channel
         bearer.state = BearerState.STARTING
         bearer.link_up = bearer.auth_failed = bearer.stopping = False
-        try:
-            if server:
-                self.dialer.listen(int(options.get(5, 0)), caller, now)
-                self.pump(now)
-                return None
-            if bearer.bid == GPRS:
-                cid = int(options.get(12, 1)) or 1
-                self.dialer.dial_packet(str(options.get(11, "")), cid, now)
-            else:
-                number = str(options.get(2, ""))
-                if not number:
-                    raise ValueError("no number to dial (option 2)")
-                self.dialer.dial_circuit(number, now)
-        except ValueError as exc:  # a dial string or APN the modem could not take
-            self.bearer = None
-            bearer.state = BearerState.OPEN
-            raise CommandError(CmeError.INVALID_OPTION_VALUE, str(exc)) from None
+        if hanging_up:
+            self.deferred = True
+        else:
+            try:
+                self._begin(bearer, now)
+            except ValueError as exc:  # a dial string or APN the modem could not take
+                self.bearer = None
+                bearer.state = BearerState.OPEN
+                raise CommandError(CmeError.INVALID_OPTION_VALUE, str(exc)) from None
+        if server:
+            return None
         bearer.waiting.append(channel)
-        self.pump(now)
         return PENDING
+
+    def _begin(self, bearer: Bearer, now: float) -> None:
+        """Listen, or dial bearer 6's APN / bearer 5's number; ValueError for what the modem cannot take."""
+        options = bearer.options
+        if bearer.server:
+            self.dialer.listen(int(options.get(5, 0)), self.caller, now)
+        elif bearer.bid == GPRS:
+            self.dialer.dial_packet(str(options.get(11, "")), int(options.get(12, 1)) or 1, now)
+        else:
+            number = str(options.get(2, ""))
+            if not number:
+                raise ValueError("no number to dial (option 2)")
+            self.dialer.dial_circuit(number, now)
+        self.pump(now)
 
     def bearer_down(self, bearer: Bearer, binding: PppBinding | None, now: float) -> None:
         """The bearer stopped or failed: the last PPP frames go out, then the call is hung up."""
@@ -155,6 +167,7 @@ class CellularLine:
             self._queue(binding.bytes_to_send())
         if self.bearer is bearer:
             self.bearer = None
+            self.deferred = False
         if self.dialer.state is not DialerState.IDLE:
             self._send_pending_data()
             self.dialer.hang_up(now)
@@ -178,6 +191,14 @@ class CellularLine:
                 break
             for event in events:
                 self._event(event, now)
+        if self.deferred and self.dialer.state is DialerState.IDLE and self.bearer is not None:
+            self.deferred = False
+            waiting = self.bearer
+            try:
+                self._begin(waiting, now)
+            except ValueError:
+                self.bearer = None
+                self.module.bearers.finish(waiting, CmeError.INVALID_OPTION_VALUE, now, announce=waiting.server)
         bearer = self.bearer
         binding = bearer.binding if bearer is not None else None
         if binding is not None and self.dialer.state is DialerState.ONLINE:
@@ -216,8 +237,8 @@ class CellularLine:
             binding.open(now)
             self._send_pending_data()
         elif isinstance(event, CallFailed):
-            if bearer is None:
-                return
+            if bearer is None or self.deferred:
+                return  # (deferred: the end of the previous call, not of this start)
             code = FAILURE_CODES.get(event.failure, CmeError.UNKNOWN_REASON)
             self.bearer = None
             bearers.finish(bearer, code, now, announce=bearer.server)
@@ -228,7 +249,7 @@ class CellularLine:
             if bearer is not None and self.dialer.state is DialerState.IDLE:
                 self.dialer.listen(int(bearer.options.get(5, 0)), self.caller, now)
         elif isinstance(event, CallEnded):
-            if bearer is None or bearer.stopping:
+            if bearer is None or bearer.stopping or self.deferred:
                 return
             self.bearer = None
             bearers.finish(bearer, CmeError.BEARER_NO_CARRIER, now, announce=True)

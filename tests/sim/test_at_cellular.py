@@ -253,3 +253,21 @@ def test_modem_that_stops_answering_mid_command_gives_848_and_no_wedge() -> None
     assert rig.at("AT") == OK
     simulator.configure(mute=False)
     assert start(rig, "AT+WIPBR=4,6,0") == OK
+
+
+def test_a_start_right_after_a_stop_waits_for_the_hang_up() -> None:
+    rig, simulator = make_rig()
+    gprs_setup(rig)
+    assert start(rig, "AT+WIPBR=4,6,0") == OK
+    out = rig.at("AT+WIPBR=5,6;+WIPBR=4,6,0", settle=0.01)  # the modem is still escaping (+++, ATH)
+    assert out == b""
+    assert rig.module.cellular is not None
+    assert rig.module.cellular.dialer.state is DialerState.HANGING_UP
+    waited = 0.0
+    while not out.endswith(OK) and waited < 30:
+        rig.advance(0.5)
+        waited += 0.5
+        out += rig.take()
+    assert out == OK
+    assert simulator.last_commands.count("ATH") == 1
+    assert rig.cellular is not None and rig.cellular.calls == ["packet", "packet"]
