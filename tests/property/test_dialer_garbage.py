@@ -69,17 +69,8 @@ def check_bounds(dialer: ModemDialer) -> None:
     assert len(dialer._lines) <= 32
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["packet", "circuit", "listen"]), steps, st.booleans(), st.booleans())
-def test_garbage_in_any_phase_never_raises(call: str, script: list[tuple[str, object]], dtr: bool, hang: bool) -> None:
-    dialer = ModemDialer(DialerSettings(use_dtr=dtr, pin="1234", registration_timeout=20.0))
-    now = 0.0
-    if call == "packet":
-        dialer.dial_packet("internet", 1, now)
-    elif call == "circuit":
-        dialer.dial_circuit("0612345678", now)
-    else:
-        dialer.listen(2, "+3361", now)
+def play(dialer: ModemDialer, script: list[tuple[str, object]], hang: bool, now: float, *, drain: bool) -> float:
+    """Feed ``script`` (octets from the modem, or seconds passing); hang up halfway if ``hang``."""
     for index, (kind, value) in enumerate(script):
         dialer.bytes_to_send()
         if kind == "data":
@@ -93,17 +84,40 @@ def test_garbage_in_any_phase_never_raises(call: str, script: list[tuple[str, ob
                 dialer.on_timer(now)
         if hang and index == len(script) // 2:
             dialer.hang_up(now)
-        dialer.take_data()
+        if drain:
+            dialer.take_data()
         check_bounds(dialer)
-        assert len(dialer.events()) <= MAX_EVENTS
-    # However it ended up, the dialer keeps running its timers to completion.
-    for _ in range(200):
+        if drain:
+            assert len(dialer.events()) <= MAX_EVENTS
+    return now
+
+
+def run_timers(dialer: ModemDialer, now: float, rounds: int) -> float:
+    """Fire the dialer's timers until it has none left (at most ``rounds``); the time reached."""
+    for _ in range(rounds):
         deadline = dialer.next_deadline()
         if deadline is None:
             break
         now = max(now, deadline)
         dialer.on_timer(now)
         dialer.bytes_to_send()
+    return now
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["packet", "circuit", "listen"]), steps, st.booleans(), st.booleans())
+def test_garbage_in_any_phase_never_raises(call: str, script: list[tuple[str, object]], dtr: bool, hang: bool) -> None:
+    dialer = ModemDialer(DialerSettings(use_dtr=dtr, pin="1234", registration_timeout=20.0))
+    now = 0.0
+    if call == "packet":
+        dialer.dial_packet("internet", 1, now)
+    elif call == "circuit":
+        dialer.dial_circuit("0612345678", now)
+    else:
+        dialer.listen(2, "+3361", now)
+    now = play(dialer, script, hang, now, drain=True)
+    # However it ended up, the dialer keeps running its timers to completion.
+    now = run_timers(dialer, now, 200)
     if dialer.state is DialerState.ONLINE:
         dialer.hang_up(now)
     check_bounds(dialer)
@@ -190,26 +204,7 @@ def test_cmux_garbage_never_raises(script: list[tuple[str, object]], hang: bool)
         dialer.receive(modem.answer(dialer.bytes_to_send()), 0.0)
     assert modem.commands == [b"AT", b"ATE0", b"AT+CMUX=0"]
     now = 0.0
-    for index, (kind, value) in enumerate(script):
-        dialer.bytes_to_send()
-        if kind == "data":
-            assert isinstance(value, bytes)
-            dialer.receive(value, now)
-        else:
-            assert isinstance(value, float)
-            now += value
-            deadline = dialer.next_deadline()
-            if deadline is not None and deadline <= now:
-                dialer.on_timer(now)
-        if hang and index == len(script) // 2:
-            dialer.hang_up(now)
-        check_bounds(dialer)
-    for _ in range(500):
-        deadline = dialer.next_deadline()
-        if deadline is None:
-            break
-        now = max(now, deadline)
-        dialer.on_timer(now)
-        dialer.bytes_to_send()
+    now = play(dialer, script, hang, now, drain=False)
+    now = run_timers(dialer, now, 500)
     # Nobody answered the multiplexer properly: the attempt has ended one way or another.
     assert dialer.state is DialerState.IDLE
